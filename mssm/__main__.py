@@ -1,0 +1,3 @@
+from mssm.cli.main import main
+
+main()

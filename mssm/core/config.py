@@ -1,0 +1,168 @@
+"""Server configuration from a TOML file, with Vault's defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from mssm.core.durations import parse_duration
+
+DEFAULT_LEASE_TTL = 768 * 3600
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration file is invalid; the message names the key."""
+
+
+@dataclass
+class ListenerConfig:
+    address: str = "127.0.0.1:8200"
+    tls_disable: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_min_version: str = "tls12"
+    tls_client_ca_file: str = ""
+    disable_unauthed_rekey_endpoints: bool = False
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+
+
+@dataclass
+class StorageConfig:
+    type: str = "sqlite"
+    path: str = "mssm.db"
+    connection_url: str = ""
+
+
+@dataclass
+class TelemetryConfig:
+    unauthenticated_metrics_access: bool = False
+
+
+@dataclass
+class BootstrapConfig:
+    init_allowed_networks: list[str] = field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+
+
+@dataclass
+class AuditDeviceConfig:
+    type: str = "file"
+    path: str = "file"
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AuditAPIConfig:
+    allow_api_audit_creation: bool = False
+    allowed_directory: str = ""
+
+
+@dataclass
+class Config:
+    log_level: str = "info"
+    default_lease_ttl: int = DEFAULT_LEASE_TTL
+    max_lease_ttl: int = DEFAULT_LEASE_TTL
+    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    audit: list[AuditDeviceConfig] = field(default_factory=list)
+    audit_api: AuditAPIConfig = field(default_factory=AuditAPIConfig)
+    dev: bool = False
+    dev_root_token_id: str = ""
+
+
+_SECTIONS = {
+    "listener": ListenerConfig,
+    "storage": StorageConfig,
+    "telemetry": TelemetryConfig,
+    "bootstrap": BootstrapConfig,
+    "audit_api": AuditAPIConfig,
+}
+
+
+def load_config(path: str) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    return parse_config(raw)
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    known = {f.name for f in fields(Config)} - {"dev", "dev_root_token_id"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    config = Config()
+    for name, value in raw.items():
+        if name in _SECTIONS:
+            setattr(config, name, _section(name, _SECTIONS[name], value))
+        elif name == "audit":
+            config.audit = [_section("audit", AuditDeviceConfig, v) for v in value]
+        elif name in ("default_lease_ttl", "max_lease_ttl"):
+            setattr(config, name, _duration(name, value))
+        elif name == "log_level":
+            config.log_level = _log_level(value)
+    _validate(config)
+    return config
+
+
+def _section(name: str, cls: type, value: object) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    allowed = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown keys in [{name}]: {', '.join(unknown)}")
+    instance = cls()
+    for key, item in value.items():
+        expected = type(getattr(instance, key))
+        if expected is int and isinstance(item, bool) or not isinstance(item, expected):
+            raise ConfigError(
+                f"[{name}] {key} must be of type {expected.__name__}, got {item!r}"
+            )
+        setattr(instance, key, item)
+    return instance
+
+
+def _duration(name: str, value: object) -> int:
+    try:
+        return parse_duration(value, name)
+    except Exception as exc:
+        raise ConfigError(f"invalid {name}: {exc}") from None
+
+
+def _log_level(value: object) -> str:
+    levels = ("trace", "debug", "info", "warn", "warning", "error")
+    if not isinstance(value, str) or value.lower() not in levels:
+        raise ConfigError(f"log_level must be one of {', '.join(levels)}")
+    return value.lower()
+
+
+def _validate(config: Config) -> None:
+    if config.storage.type not in ("inmem", "sqlite", "postgresql"):
+        raise ConfigError(
+            f"[storage] type {config.storage.type!r} is not one of "
+            "inmem, sqlite, postgresql"
+        )
+    if config.listener.tls_min_version not in ("tls12", "tls13"):
+        raise ConfigError("[listener] tls_min_version must be tls12 or tls13")
+    listener = config.listener
+    if not listener.tls_disable and not (
+        listener.tls_cert_file and listener.tls_key_file
+    ):
+        raise ConfigError(
+            "[listener] needs tls_cert_file and tls_key_file, or tls_disable = true"
+        )
+    if listener.max_request_size <= 0:
+        raise ConfigError("[listener] max_request_size must be a positive integer")
+    if config.default_lease_ttl > config.max_lease_ttl:
+        raise ConfigError("default_lease_ttl must not exceed max_lease_ttl")

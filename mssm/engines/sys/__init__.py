@@ -1,0 +1,41 @@
+"""The system backend at sys/, built from one section per concern.
+
+Each section is a class taking the core and returning its routes; the
+order of SECTIONS is the order in which routes are matched.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from mssm.engines.base import Engine, EngineContext
+
+# module:class pairs, so that a section can be added without touching others.
+SECTIONS = [
+    "mssm.engines.sys.seal:SealSection",
+    "mssm.engines.sys.mounts:MountsSection",
+]
+
+
+class SystemEngine(Engine):
+    def __init__(self, ctx: EngineContext) -> None:
+        super().__init__(ctx)
+        self.sections = [_load(name)(ctx.core) for name in SECTIONS]
+        self.routes = [route for s in self.sections for route in s.routes()]
+
+    async def setup(self) -> None:
+        for section in self.sections:
+            setup = getattr(section, "setup", None)
+            if setup is not None:
+                await setup()
+
+    async def teardown(self) -> None:
+        for section in self.sections:
+            teardown = getattr(section, "teardown", None)
+            if teardown is not None:
+                await teardown()
+
+
+def _load(name: str) -> type:
+    module_name, _, class_name = name.partition(":")
+    return getattr(import_module(module_name), class_name)

@@ -1,0 +1,191 @@
+"""sys/mounts: enable, disable, read and tune secrets engine mounts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mssm import __version__
+from mssm.core.durations import parse_duration
+from mssm.core.errors import BadRequest, PermissionDenied
+from mssm.core.fields import ANY, BOOL, MAP, STRING, Field
+from mssm.core.mounts import MountEntry, normalize_mount_path
+from mssm.core.request import DELETE, READ, UPDATE, Request, Response
+from mssm.engines.base import Route
+
+if TYPE_CHECKING:
+    from mssm.core.core import Core
+
+MOUNT_FIELDS = {
+    "type": Field(STRING),
+    "description": Field(STRING),
+    "config": Field(MAP),
+    "options": Field(MAP),
+    "local": Field(BOOL),
+    "seal_wrap": Field(BOOL),
+    "external_entropy_access": Field(BOOL),
+    "plugin_name": Field(STRING),
+    "plugin_version": Field(STRING),
+}
+TUNE_FIELDS = {
+    "default_lease_ttl": Field(ANY),
+    "max_lease_ttl": Field(ANY),
+    "description": Field(STRING),
+    "options": Field(MAP),
+    "audit_non_hmac_request_keys": Field(ANY),
+    "audit_non_hmac_response_keys": Field(ANY),
+    "listing_visibility": Field(STRING),
+    "passthrough_request_headers": Field(ANY),
+    "allowed_response_headers": Field(ANY),
+}
+
+
+class MountsSection:
+    """The mount table as an API."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("mounts", {READ: self.list_mounts}),
+            Route(
+                "mounts/(?P<path>.+?)/tune",
+                {READ: self.read_tune, UPDATE: self.write_tune},
+                TUNE_FIELDS,
+            ),
+            Route(
+                "mounts/(?P<path>.+)",
+                {
+                    READ: self.read_mount,
+                    UPDATE: self.enable_mount,
+                    DELETE: self.disable_mount,
+                },
+                MOUNT_FIELDS,
+            ),
+            Route("internal/ui/mounts/(?P<path>.+)", {READ: self.ui_mount}),
+        ]
+
+    # -- mounts ------------------------------------------------------------
+
+    def _mount_info(self, entry: MountEntry) -> dict[str, Any]:
+        return {
+            "accessor": entry.accessor,
+            "config": {
+                "default_lease_ttl": entry.default_lease_ttl,
+                "force_no_cache": False,
+                "max_lease_ttl": entry.max_lease_ttl,
+            },
+            "description": entry.description,
+            "external_entropy_access": False,
+            "local": entry.local,
+            "options": entry.options or None,
+            "plugin_version": "",
+            "running_plugin_version": f"v{__version__}+builtin.mssm",
+            "running_sha256": "",
+            "seal_wrap": entry.seal_wrap,
+            "type": entry.type,
+            "uuid": entry.uuid,
+        }
+
+    async def list_mounts(self, req: Request, data: dict) -> Response:
+        mounts = {
+            path: self._mount_info(e) for path, e in self.core.mounts.entries.items()
+        }
+        system = MountEntry(
+            path="sys/", type="system", uuid="system", accessor="system"
+        )
+        system.description = "system endpoints used for control, policy and debugging"
+        mounts["sys/"] = self._mount_info(system)
+        return Response(data=mounts, top_level=True)
+
+    def _entry(self, raw_path: str) -> MountEntry:
+        path = normalize_mount_path(raw_path)
+        entry = self.core.mounts.entries.get(path)
+        if entry is None:
+            raise BadRequest(f"no mount at {path!r}")
+        return entry
+
+    async def read_mount(self, req: Request, data: dict) -> Response:
+        entry = self._entry(data["path"])
+        return Response(data=self._mount_info(entry), top_level=True)
+
+    async def enable_mount(self, req: Request, data: dict) -> None:
+        path = normalize_mount_path(data["path"])
+        engine_type = data.get("type") or data.get("plugin_name")
+        if not engine_type:
+            raise BadRequest(
+                "field 'type' is required: the secrets engine type, e.g. kv"
+            )
+        options = {k: str(v) for k, v in (data.get("options") or {}).items()}
+        if engine_type == "kv" and "version" not in options:
+            options["version"] = "1"
+        config = _tune_values(
+            data.get("config") or {}, {}, self.core.config.max_lease_ttl
+        )
+        entry = MountEntry(
+            path=path,
+            type=engine_type,
+            description=data.get("description", ""),
+            config=config,
+            options=options,
+            local=data.get("local", False),
+            seal_wrap=data.get("seal_wrap", False),
+        )
+        await self.core.mount(entry)
+
+    async def disable_mount(self, req: Request, data: dict) -> None:
+        path = normalize_mount_path(data["path"])
+        if path in ("sys/", "cubbyhole/", "identity/") or path.startswith("auth/"):
+            raise BadRequest(f"cannot unmount {path!r}: it is a protected mount")
+        await self.core.unmount(path)
+
+    async def read_tune(self, req: Request, data: dict) -> Response:
+        entry = self._entry(data["path"])
+        tune = {
+            "default_lease_ttl": entry.default_lease_ttl
+            or self.core.config.default_lease_ttl,
+            "max_lease_ttl": entry.max_lease_ttl or self.core.config.max_lease_ttl,
+            "force_no_cache": False,
+            "description": entry.description,
+        }
+        if entry.options:
+            tune["options"] = entry.options
+        return Response(data=tune, top_level=True)
+
+    async def write_tune(self, req: Request, data: dict) -> None:
+        entry = self._entry(data["path"])
+        entry.config = _tune_values(data, entry.config, self.core.config.max_lease_ttl)
+        if "description" in data:
+            entry.description = data["description"]
+        if data.get("options"):
+            options = {k: str(v) for k, v in data["options"].items()}
+            if entry.type == "kv" and options.get("version", "2") < entry.options.get(
+                "version", "1"
+            ):
+                raise BadRequest("downgrading a kv mount's version is not supported")
+            entry.options.update(options)
+        await self.core.save_mounts()
+
+    async def ui_mount(self, req: Request, data: dict) -> Response:
+        entry = self.core.mounts.match(data["path"])
+        if entry is None:
+            raise PermissionDenied()
+        info = self._mount_info(entry) | {"path": entry.path}
+        return Response(data=info)
+
+
+def _tune_values(data: dict, current: dict, system_max: int) -> dict:
+    """Apply default_lease_ttl and max_lease_ttl, checking the new default
+    against the new maximum (not the old one)."""
+    result = dict(current)
+    for name in ("default_lease_ttl", "max_lease_ttl"):
+        if name in data and data[name] is not None:
+            value = data[name]
+            result[name] = 0 if value in ("system", "") else parse_duration(value, name)
+    default = result.get("default_lease_ttl", 0)
+    maximum = result.get("max_lease_ttl", 0) or system_max
+    if default and default > maximum:
+        raise BadRequest(
+            f"default_lease_ttl ({default}s) must not exceed max_lease_ttl ({maximum}s)"
+        )
+    return result

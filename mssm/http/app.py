@@ -1,0 +1,218 @@
+"""The ASGI adapter: HTTP framing to and from core Requests and Responses.
+
+It parses and bounds the body, maps methods to operations, picks the token
+from the headers and writes Vault's JSON envelope. It never sees storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from mssm.core.core import Core
+from mssm.core.durations import parse_duration
+from mssm.core.errors import APIError, BadRequest, MethodNotAllowed, PayloadTooLarge
+from mssm.core.request import DELETE, LIST, PATCH, READ, UPDATE, Request, Response
+
+logger = logging.getLogger("mssm.http")
+
+_METHODS = {
+    "GET": READ,
+    "HEAD": READ,
+    "LIST": LIST,
+    "POST": UPDATE,
+    "PUT": UPDATE,
+    "DELETE": DELETE,
+    "PATCH": PATCH,
+}
+JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+class App:
+    def __init__(self, core: Core, max_request_size: int) -> None:
+        self.core = core
+        self.max_request_size = max_request_size
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            status, headers, body = await self._serve(scope, receive, request_id)
+        except APIError as exc:
+            status, headers, body = _error(exc, request_id)
+        except Exception:
+            logger.exception("internal error, request_id=%s", request_id)
+            status, headers, body = _error(
+                APIError(f"internal error, request id {request_id}"), request_id
+            )
+        headers.append((b"x-request-id", request_id.encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if scope["method"] == "HEAD":
+            body = b""
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "request_id=%s method=%s path=%r status=%d duration_ms=%.2f",
+                request_id,
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _serve(
+        self, scope: dict, receive: Any, request_id: str
+    ) -> tuple[int, list, bytes]:
+        path = scope["path"]
+        if not path.startswith("/v1/"):
+            raise APIError("not found", status=404)
+        req = await self._build_request(scope, receive, request_id, path[4:])
+        resp = await self.core.handle(req)
+        if not resp.mount_type:
+            resp.mount_type = req.mount_type
+        return _encode(resp, request_id)
+
+    async def _build_request(
+        self, scope: dict, receive: Any, request_id: str, path: str
+    ) -> Request:
+        method = scope["method"]
+        operation = _METHODS.get(method)
+        if operation is None:
+            raise MethodNotAllowed(f"unsupported HTTP method {method}")
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        body = await self._read_body(headers, receive)
+        data = _parse_body(body) if body else {}
+        if operation == READ and query.get("list", "").lower() == "true":
+            operation = LIST
+        if operation in (READ, LIST):
+            data = {k: v for k, v in query.items() if k != "list"} | data
+        if operation == LIST and not path.endswith("/"):
+            path += "/"
+        client = scope.get("client") or ("", 0)
+        return Request(
+            operation=operation,
+            path=path,
+            data=data,
+            request_id=request_id,
+            client_token=_token(headers),
+            remote_addr=client[0],
+            headers=headers,
+            query=query,
+            wrap_ttl=_wrap_ttl(headers),
+        )
+
+    async def _read_body(self, headers: dict[str, str], receive: Any) -> bytes:
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_request_size:
+            raise PayloadTooLarge("http: request body too large")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_request_size:
+                raise PayloadTooLarge("http: request body too large")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+def _parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"failed to parse JSON input: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("failed to parse JSON input: the body must be a JSON object")
+    return data
+
+
+def _token(headers: dict[str, str]) -> str | None:
+    token = headers.get("x-vault-token")
+    if token:
+        return token
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def _wrap_ttl(headers: dict[str, str]) -> int | None:
+    raw = headers.get("x-vault-wrap-ttl")
+    if raw is None:
+        return None
+    seconds = parse_duration(raw, "X-Vault-Wrap-TTL")
+    if seconds <= 0:
+        raise BadRequest("invalid X-Vault-Wrap-TTL: must be a positive duration")
+    return seconds
+
+
+def _encode(resp: Response, request_id: str) -> tuple[int, list, bytes]:
+    if resp.raw_body is not None:
+        headers = [(b"content-type", resp.content_type.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in resp.headers.items()]
+        return resp.status or 200, headers, resp.raw_body
+    if resp.empty:
+        return resp.status or 204, [], b""
+    return resp.status or 200, _headers(resp), orjson.dumps(envelope(resp, request_id))
+
+
+def envelope(resp: Response, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "request_id": request_id,
+        "lease_id": resp.lease_id,
+        "renewable": resp.renewable,
+        "lease_duration": resp.lease_duration,
+        "data": resp.data,
+        "wrap_info": resp.wrap_info,
+        "warnings": resp.warnings or None,
+        "auth": resp.auth,
+        "mount_type": resp.mount_type,
+    }
+    if resp.top_level and resp.data:
+        body = resp.data | body
+    return body
+
+
+def _headers(resp: Response) -> list:
+    if not resp.headers:
+        return list(JSON_HEADERS)
+    return JSON_HEADERS + [(k.encode(), v.encode()) for k, v in resp.headers.items()]
+
+
+def _error(exc: APIError, request_id: str) -> tuple[int, list, bytes]:
+    if exc.data is not None:
+        resp = Response(data=exc.data, warnings=exc.warnings, status=exc.status)
+        body = envelope(resp, request_id)
+        if exc.messages:
+            body["errors"] = exc.messages
+        return exc.status, list(JSON_HEADERS), orjson.dumps(body)
+    body = {"errors": exc.messages}
+    if exc.warnings:
+        body["warnings"] = exc.warnings
+    return exc.status, list(JSON_HEADERS), orjson.dumps(body)
