@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from mssm.core import metrics
 from mssm.core.core import Core
 from mssm.core.durations import parse_duration
 from mssm.core.errors import APIError, BadRequest, MethodNotAllowed, PayloadTooLarge
@@ -30,6 +31,7 @@ _METHODS = {
     "DELETE": DELETE,
     "PATCH": PATCH,
 }
+_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
@@ -62,6 +64,11 @@ class App:
         start = {"type": "http.response.start", "status": status, "headers": headers}
         await send(start)
         await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - started
+        metrics.requests_total.labels(
+            scope["method"], _STATUS_CLASS[status // 100]
+        ).inc()
+        metrics.request_seconds.observe(elapsed)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "request_id=%s method=%s path=%r status=%d duration_ms=%.2f",
@@ -69,7 +76,7 @@ class App:
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
             )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:

@@ -14,6 +14,7 @@ from mssm.engines.base import Engine, EngineContext
 SECTIONS = [
     "mssm.engines.sys.seal:SealSection",
     "mssm.engines.sys.mounts:MountsSection",
+    "mssm.engines.sys.metrics:MetricsSection",
 ]
 
 
