@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mssm.crypto import aead
 from mssm.storage.base import Backend
@@ -42,6 +43,10 @@ class KeyTerm:
     term: int
     key: bytes
     install_time: float
+    cipher: AESGCM = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cipher = AESGCM(self.key)
 
 
 class Barrier:
@@ -157,7 +162,9 @@ class Barrier:
         active = self._active
         if active is None:
             raise SealedError
-        return _TERM.pack(active.term) + aead.seal(active.key, plaintext, path.encode())
+        return _TERM.pack(active.term) + aead.seal(
+            active.cipher, plaintext, path.encode()
+        )
 
     def decrypt(self, path: str, blob: bytes) -> bytes:
         if self._active is None:
@@ -167,7 +174,7 @@ class Barrier:
         if key_term is None:
             raise BarrierDecryptError(f"unknown keyring term {term} at {path}")
         try:
-            return aead.open_sealed(key_term.key, blob[_TERM.size :], path.encode())
+            return aead.open_sealed(key_term.cipher, blob[_TERM.size :], path.encode())
         except aead.DecryptionError:
             raise BarrierDecryptError(
                 f"value at {path} failed authentication"

@@ -77,7 +77,7 @@ class TokenStore:
         self._cache = {}
 
     def hash_token(self, token_id: str) -> str:
-        return hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._salt, token_id.encode(), hashlib.sha256).hex()
 
     async def create_root(self, display_name: str = "root", token_id: str = "") -> str:
         token_id = token_id or generate_token_id(ROOT_TOKEN_RANDOM_CHARS)

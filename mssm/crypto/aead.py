@@ -19,17 +19,25 @@ def generate_key() -> bytes:
     return os.urandom(KEY_SIZE)
 
 
-def seal(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
-    """Encrypt and authenticate; the output is nonce || ciphertext || tag."""
+def seal(key: bytes | AESGCM, plaintext: bytes, associated_data: bytes) -> bytes:
+    """Encrypt and authenticate; the output is nonce || ciphertext || tag.
+
+    key may be a prepared AESGCM object, which saves the key schedule on
+    every call of the hot path.
+    """
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = os.urandom(NONCE_SIZE)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
+    return nonce + cipher.encrypt(nonce, plaintext, associated_data)
 
 
-def open_sealed(key: bytes, sealed_blob: bytes, associated_data: bytes) -> bytes:
+def open_sealed(
+    key: bytes | AESGCM, sealed_blob: bytes, associated_data: bytes
+) -> bytes:
     if len(sealed_blob) < NONCE_SIZE + 16:
         raise DecryptionError
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce, body = sealed_blob[:NONCE_SIZE], sealed_blob[NONCE_SIZE:]
     try:
-        return AESGCM(key).decrypt(nonce, body, associated_data)
+        return cipher.decrypt(nonce, body, associated_data)
     except InvalidTag:
         raise DecryptionError from None

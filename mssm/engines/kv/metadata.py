@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ MAX_CUSTOM_VALUE_BYTES = 512
 DEFAULT_MAX_VERSIONS = 10
 
 
+@functools.lru_cache(maxsize=8192)
 def rfc3339(timestamp: float) -> str:
     """Format a Unix time as Vault does: RFC 3339 with nanoseconds, in UTC."""
     if not timestamp:
