@@ -10,6 +10,7 @@ import itertools
 import logging
 import secrets
 import time
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,6 +40,8 @@ _ID_PREFIX = "-".join(
     (_ID_PREFIX[:8], _ID_PREFIX[8:12], _ID_PREFIX[12:16], _ID_PREFIX[16:])
 )
 _ID_COUNTER = itertools.count(1)
+# The id of the request being served, for log lines written while serving it.
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")
 
 
 def next_request_id() -> str:
@@ -47,6 +50,7 @@ def next_request_id() -> str:
 
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class App:
@@ -61,6 +65,7 @@ class App:
         if scope["type"] != "http":
             return
         request_id = next_request_id()
+        current_request_id.set(request_id)
         started = time.perf_counter()
         try:
             status, headers, body = await self._serve(scope, receive, request_id)
@@ -72,7 +77,8 @@ class App:
                 APIError(f"internal error, request id {request_id}"), request_id
             )
         headers.append((b"x-request-id", request_id.encode()))
-        headers.append((b"content-length", str(len(body)).encode()))
+        if status != 204:
+            headers.append((b"content-length", str(len(body)).encode()))
         if scope["method"] == "HEAD":
             body = b""
         start = {"type": "http.response.start", "status": status, "headers": headers}
@@ -110,8 +116,6 @@ class App:
             raise APIError("not found", status=404)
         req = await self._build_request(scope, receive, request_id, path[4:])
         resp = await self.core.handle(req)
-        if not resp.mount_type:
-            resp.mount_type = req.mount_type
         return _encode(resp, request_id)
 
     async def _build_request(
@@ -126,6 +130,8 @@ class App:
         }
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         body = await self._read_body(headers, receive)
+        if operation == PATCH:
+            _check_patch_content_type(headers)
         data = _parse_body(body) if body else {}
         if operation == READ and query.get("list", "").lower() == "true":
             operation = LIST
@@ -163,11 +169,25 @@ class App:
                 return b"".join(chunks)
 
 
+def _check_patch_content_type(headers: dict[str, str]) -> None:
+    # Vault accepts only JSON merge patches (RFC 7386) on PATCH and answers
+    # 415 to anything else, so a client cannot send a full document by mistake.
+    provided = headers.get("content-type", "")
+    if provided.split(";", 1)[0].strip().lower() != MERGE_PATCH:
+        raise APIError(
+            f"PATCH requires Content-Type of {MERGE_PATCH}, provided {provided}",
+            status=415,
+        )
+
+
 def _parse_body(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"failed to parse JSON input: {exc}") from None
+    if data is None:
+        # A JSON null body means no fields, as an empty body does.
+        return {}
     if not isinstance(data, dict):
         raise BadRequest("failed to parse JSON input: the body must be a JSON object")
     return data
@@ -213,7 +233,6 @@ def envelope(resp: Response, request_id: str) -> dict[str, Any]:
         "wrap_info": resp.wrap_info,
         "warnings": resp.warnings or None,
         "auth": resp.auth,
-        "mount_type": resp.mount_type,
     }
     if resp.top_level and resp.data:
         body = resp.data | body
@@ -227,13 +246,13 @@ def _headers(resp: Response) -> list:
 
 
 def _error(exc: APIError, request_id: str) -> tuple[int, list, bytes]:
-    if exc.data is not None:
+    # An error that carries data (a deleted KV version's metadata) or warnings
+    # (a KV v1 path on a v2 mount) keeps the envelope, as Vault sends it.
+    if exc.data is not None or exc.warnings:
         resp = Response(data=exc.data, warnings=exc.warnings, status=exc.status)
         body = envelope(resp, request_id)
         if exc.messages:
             body["errors"] = exc.messages
         return exc.status, list(JSON_HEADERS), orjson.dumps(body)
     body = {"errors": exc.messages}
-    if exc.warnings:
-        body["warnings"] = exc.warnings
     return exc.status, list(JSON_HEADERS), orjson.dumps(body)

@@ -11,7 +11,7 @@ import uvicorn
 
 from mssm.core.config import Config, ConfigError, load_config
 from mssm.core.core import Core
-from mssm.http.app import App
+from mssm.http.app import App, current_request_id
 from mssm.http.protocol import VaultHttpProtocol
 from mssm.http.tls import server_context
 from mssm.storage.base import Backend
@@ -59,12 +59,23 @@ def open_backend(config: Config) -> Backend:
     return PostgreSQLBackend(storage.connection_url)
 
 
+class RequestIdFilter(logging.Filter):
+    """Append the id of the request being served to each log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = current_request_id.get()
+        record.request_suffix = f" request_id={request_id}" if request_id else ""
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=_LOG_LEVELS.get(level, "INFO"),
-        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s%(request_suffix)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
 
 
 def serve(
