@@ -41,9 +41,12 @@ class BarrierDecryptError(Exception):
 @dataclass
 class KeyTerm:
     term: int
-    key: bytes
+    key: bytes = field(repr=False)
     install_time: float
     cipher: AESGCM = field(init=False, repr=False)
+    # Values encrypted under this term since this process unsealed; Vault
+    # reports the count in sys/key-status.
+    encryptions: int = field(default=0, init=False, compare=False)
 
     def __post_init__(self) -> None:
         self.cipher = AESGCM(self.key)
@@ -162,6 +165,7 @@ class Barrier:
         active = self._active
         if active is None:
             raise SealedError
+        active.encryptions += 1
         return _TERM.pack(active.term) + aead.seal(
             active.cipher, plaintext, path.encode()
         )
@@ -169,6 +173,8 @@ class Barrier:
     def decrypt(self, path: str, blob: bytes) -> bytes:
         if self._active is None:
             raise SealedError
+        if len(blob) < _TERM.size:
+            raise BarrierDecryptError(f"value at {path} is too short to decrypt")
         (term,) = _TERM.unpack_from(blob)
         key_term = self._terms.get(term)
         if key_term is None:

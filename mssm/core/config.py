@@ -24,7 +24,10 @@ class ListenerConfig:
     tls_key_file: str = ""
     tls_min_version: str = "tls12"
     tls_client_ca_file: str = ""
-    disable_unauthed_rekey_endpoints: bool = False
+    # sys/rekey needs a token with sudo unless this is set to false: without a
+    # token, anyone who reaches the listener could cancel a rekey in progress
+    # and start their own.
+    disable_unauthed_rekey_endpoints: bool = True
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
 
 

@@ -47,6 +47,7 @@ SUDO_PREFIXES = (
     "sys/config/auditing",
     "sys/remount",
     "sys/storage/",
+    "sys/rekey",
 )
 INTERNAL_MOUNTS = ("sys/", "auth/token/")
 

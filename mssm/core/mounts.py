@@ -8,7 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mssm.core.errors import BadRequest, Conflict
+from mssm.core.errors import BadRequest
 
 MOUNT_TABLE_PATH = "core/mounts"
 # Paths that belong to the core; nothing may be mounted at or under them.
@@ -74,9 +74,11 @@ class MountTable:
         for prefix in PROTECTED_PREFIXES:
             if path.startswith(prefix) or prefix.startswith(path):
                 raise BadRequest(f"cannot mount at {path!r}: {prefix} is reserved")
+        # Both directions, segment by segment: "team/" and "team/app/" overlap,
+        # "team/" and "teamwork/" do not. Vault answers an overlap with 400.
         for existing in self.entries:
             if path.startswith(existing) or existing.startswith(path):
-                raise Conflict(f"path is already in use at {existing}")
+                raise BadRequest(f"path is already in use at {existing}")
 
     def to_json(self) -> list[dict[str, Any]]:
         return [entry.to_dict() for entry in self.entries.values()]

@@ -169,11 +169,13 @@ class SealManager:
             raise BadRequest(
                 f"incorrect nonce {nonce!r}: it does not match the rekey in progress"
             )
-        if any(hmac.compare_digest(share, held) for held in operation.shares):
-            return []
-        operation.shares.append(share)
         config = await self.config()
         assert config is not None
+        if any(hmac.compare_digest(share, held) for held in operation.shares):
+            raise BadRequest(
+                "given key has already been provided during this rekey operation"
+            )
+        operation.shares.append(share)
         if len(operation.shares) < config.secret_threshold:
             return []
         shares, operation.shares = operation.shares, []

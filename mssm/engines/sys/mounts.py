@@ -78,7 +78,7 @@ class MountsSection:
             "description": entry.description,
             "external_entropy_access": False,
             "local": entry.local,
-            "options": entry.options or None,
+            "options": entry.options if entry.path != "sys/" else None,
             "plugin_version": "",
             "running_plugin_version": f"v{__version__}+builtin.mssm",
             "running_sha256": "",
@@ -107,7 +107,8 @@ class MountsSection:
 
     async def read_mount(self, req: Request, data: dict) -> Response:
         entry = self._entry(data["path"])
-        return Response(data=self._mount_info(entry), top_level=True)
+        info = self._mount_info(entry) | {"deprecation_status": "supported"}
+        return Response(data=info, top_level=True)
 
     async def enable_mount(self, req: Request, data: dict) -> None:
         path = normalize_mount_path(data["path"])
@@ -117,8 +118,10 @@ class MountsSection:
                 "field 'type' is required: the secrets engine type, e.g. kv"
             )
         options = {k: str(v) for k, v in (data.get("options") or {}).items()}
-        if engine_type == "kv" and "version" not in options:
-            options["version"] = "1"
+        if engine_type == "kv-v2":
+            # Vault's shorthand for a kv mount with version 2.
+            engine_type = "kv"
+            options["version"] = "2"
         config = _tune_values(
             data.get("config") or {}, {}, self.core.config.max_lease_ttl
         )
@@ -153,17 +156,17 @@ class MountsSection:
         return Response(data=tune, top_level=True)
 
     async def write_tune(self, req: Request, data: dict) -> None:
+        """Validate every field first, so that a rejected tune changes nothing."""
         entry = self._entry(data["path"])
-        entry.config = _tune_values(data, entry.config, self.core.config.max_lease_ttl)
+        config = _tune_values(data, entry.config, self.core.config.max_lease_ttl)
+        options = dict(entry.options)
+        if data.get("options"):
+            options.update({k: str(v) for k, v in data["options"].items()})
+            _check_kv_version(entry, options)
+        entry.config = config
+        entry.options = options
         if "description" in data:
             entry.description = data["description"]
-        if data.get("options"):
-            options = {k: str(v) for k, v in data["options"].items()}
-            if entry.type == "kv" and options.get("version", "2") < entry.options.get(
-                "version", "1"
-            ):
-                raise BadRequest("downgrading a kv mount's version is not supported")
-            entry.options.update(options)
         await self.core.save_mounts()
 
     async def ui_mount(self, req: Request, data: dict) -> Response:
@@ -172,6 +175,24 @@ class MountsSection:
             raise PermissionDenied()
         info = self._mount_info(entry) | {"path": entry.path}
         return Response(data=info)
+
+
+def _check_kv_version(entry: MountEntry, options: dict[str, str]) -> None:
+    if entry.type != "kv":
+        return
+    current = entry.options.get("version", "1")
+    wanted = options.get("version", current)
+    if wanted not in ("1", "2"):
+        raise BadRequest(f"invalid kv version {wanted!r} in options: expected 1 or 2")
+    if wanted < current:
+        raise BadRequest(f"cannot downgrade mount from version {current}")
+    if wanted > current:
+        # TODO: migrate the version 1 keys into the version 2 layout, as Vault
+        # does, instead of rejecting the upgrade.
+        raise BadRequest(
+            "upgrading a kv mount from version 1 to 2 is not supported: enable a "
+            "new mount with options.version 2 and copy the keys"
+        )
 
 
 def _tune_values(data: dict, current: dict, system_max: int) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,11 +26,31 @@ def plain(body: dict[str, Any], status: int = 200) -> Response:
     return Response(raw_body=orjson.dumps(body), status=status)
 
 
+CLUSTER_PATH = "core/cluster"
+
+
 class SealSection:
     """Init, seal, unseal, health, rekey and the barrier keyring."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.cluster: dict[str, str] = {}
+
+    async def setup(self) -> None:
+        """Load the cluster name and id, creating them on the first unseal."""
+        raw = await self.core.barrier.get(CLUSTER_PATH)
+        if raw is None:
+            cluster_id = str(uuid.uuid4())
+            cluster = {"name": f"mssm-cluster-{cluster_id[:8]}", "id": cluster_id}
+            await self.core.barrier.put(CLUSTER_PATH, orjson.dumps(cluster))
+            raw = orjson.dumps(cluster)
+        self.cluster = orjson.loads(raw)
+
+    def _cluster_fields(self) -> dict[str, str]:
+        return {
+            "cluster_name": self.cluster.get("name", ""),
+            "cluster_id": self.cluster.get("id", ""),
+        }
 
     def routes(self) -> list[Route]:
         return [
@@ -147,14 +168,13 @@ class SealSection:
             "progress": len(manager.progress),
             "nonce": manager.unseal_nonce,
             "version": __version__,
-            "build_date": "",
+            "commit_date": "",
             "migration": False,
             "recovery_seal": False,
             "storage_type": self.core.config.storage.type,
         }
         if not self.core.sealed:
-            body["cluster_name"] = "mssm"
-            body["cluster_id"] = ""
+            body |= self._cluster_fields()
         return body
 
     async def unseal(self, req: Request, data: dict) -> Response:
@@ -181,18 +201,21 @@ class SealSection:
 
     async def health(self, req: Request, data: dict) -> Response:
         initialized = await self.core.seal_manager.initialized()
+        sealed = self.core.sealed
+        # A sealed node reports itself as a standby with unknown replication
+        # and no cluster identity, which it cannot read, as Vault does.
+        replication = "unknown" if sealed else "disabled"
         body = {
             "initialized": initialized,
-            "sealed": self.core.sealed,
-            "standby": False,
-            "performance_standby": False,
-            "replication_performance_mode": "disabled",
-            "replication_dr_mode": "disabled",
+            "sealed": sealed,
+            "standby": sealed,
+            "replication_performance_mode": replication,
+            "replication_dr_mode": replication,
             "server_time_utc": int(time.time()),
             "version": __version__,
-            "cluster_name": "mssm",
-            "cluster_id": "",
         }
+        if not sealed:
+            body |= self._cluster_fields()
         if not initialized:
             status = _health_code(data, "uninitcode", 501)
         elif self.core.sealed:
@@ -210,7 +233,7 @@ class SealSection:
         status = {
             "term": term.term,
             "install_time": f"{install}{fraction}Z",
-            "encryptions": 0,
+            "encryptions": term.encryptions,
         }
         return Response(data=status, top_level=True)
 
