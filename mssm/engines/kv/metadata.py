@@ -114,6 +114,8 @@ def validate_custom_metadata(value: object) -> dict[str, str]:
             )
         if not key or not key.isprintable():
             problems.append(f"key {key!r} must be non-empty printable text")
+        if not item:
+            problems.append(f"value for key {key!r} must not be empty")
         if not item.isprintable():
             problems.append(f"value for key {key!r} contains non-printable characters")
     if problems:

@@ -14,7 +14,7 @@ import orjson
 
 from mssm.core.durations import format_go_duration, parse_signed_duration
 from mssm.core.errors import APIError, BadRequest, NotFound
-from mssm.core.fields import ANY, BOOL, INT, LIST, MAP, Field
+from mssm.core.fields import ANY, BOOL, INT, MAP, Field
 from mssm.core.request import (
     CREATE,
     DELETE,
@@ -49,7 +49,7 @@ METADATA_FIELDS = {
     "delete_version_after": Field(ANY),
     "custom_metadata": Field(ANY),
 }
-VERSIONS_FIELDS = {"versions": Field(LIST)}
+VERSIONS_FIELDS = {"versions": Field(ANY)}
 
 
 class KVv2Engine(Engine):
@@ -141,7 +141,10 @@ class KVv2Engine(Engine):
         meta = await self.load_metadata(key)
         if meta is None:
             raise NotFound()
-        version = data.get("version") or meta.current_version
+        # Version 0 (or less) means the latest, as Vault reads it.
+        version = data.get("version") or 0
+        if version <= 0:
+            version = meta.current_version
         info = meta.versions.get(str(version))
         if info is None:
             raise NotFound()
@@ -178,19 +181,17 @@ class KVv2Engine(Engine):
         await self.ctx.storage.put_json(self._version_path(key, version), value)
         meta.versions[str(version)] = info
         meta.current_version = version
-        if meta.oldest_version == 0:
-            meta.oldest_version = version
         await self._prune(key, meta, config)
         await self.save_metadata(key, meta)
         return Response(data=meta.version_metadata(version))
 
     async def _prune(self, key: str, meta: KeyMetadata, config: dict) -> None:
         limit = meta.max_versions or config.get("max_versions") or DEFAULT_MAX_VERSIONS
+        # oldest_version stays 0 until a version is pruned, as Vault reports it.
         while len(meta.versions) > limit:
             oldest = min(int(v) for v in meta.versions)
             del meta.versions[str(oldest)]
             await self.ctx.storage.delete(self._version_path(key, oldest))
-        if meta.versions:
             meta.oldest_version = min(int(v) for v in meta.versions)
 
     async def patch_data(self, req: Request, data: dict) -> Response:
@@ -261,7 +262,7 @@ class KVv2Engine(Engine):
     async def read_metadata(self, req: Request, data: dict) -> Response:
         key = data.get("path", "")
         if not key:
-            raise _with_warning(NotFound(), ROOT_WARNING)
+            raise _with_warning(NotFound(ROOT_WARNING), ROOT_WARNING)
         meta = await self.load_metadata(key)
         if meta is None:
             raise NotFound()
@@ -282,7 +283,7 @@ class KVv2Engine(Engine):
     async def _update_metadata(self, data: dict, replace_custom: bool) -> None:
         key = data.get("path", "")
         if not key:
-            raise _with_warning(NotFound(), ROOT_WARNING)
+            raise _with_warning(NotFound(ROOT_WARNING), ROOT_WARNING)
         settings = _metadata_settings(data)
         async with self._locks[key]:
             meta = await self.load_metadata(key)
@@ -296,6 +297,8 @@ class KVv2Engine(Engine):
 
     async def delete_metadata(self, req: Request, data: dict) -> None:
         key = data.get("path", "")
+        if not key:
+            raise _with_warning(NotFound(ROOT_WARNING), ROOT_WARNING)
         async with self._locks[key]:
             meta = await self.load_metadata(key)
             if meta is None:
@@ -344,9 +347,9 @@ class KVv2Engine(Engine):
     async def wrong_path(self, req: Request, data: dict) -> None:
         verb = _VERBS.get(req.operation, "get")
         path = req.relative_path.rstrip("/")
-        message = (
-            ROOT_WARNING if path in ("", "data") else V1_PATH_WARNING.format(verb=verb)
-        )
+        # The bare mount root is a KV v1 style path; only data/ with no key
+        # gets the root warning, as Vault words it.
+        message = ROOT_WARNING if path == "data" else V1_PATH_WARNING.format(verb=verb)
         raise _with_warning(NotFound(message), message)
 
 
@@ -384,17 +387,30 @@ def _effective_delete_after(meta: KeyMetadata, config: dict) -> int:
 
 
 def _version_numbers(raw: object) -> list[int]:
+    """Accept a JSON array of versions, one number, or a comma-separated
+    string ("1,2"), as Vault does."""
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw]
     if not raw:
         raise BadRequest("no versions provided: 'versions' must list version numbers")
-    numbers = []
-    for item in raw if isinstance(raw, list) else [raw]:
-        try:
-            numbers.append(int(item))
-        except (TypeError, ValueError):
-            raise BadRequest(
-                f"invalid version {item!r} in 'versions': expected integers"
-            ) from None
-    return numbers
+    if not isinstance(raw, list):
+        raise BadRequest(
+            "field 'versions' must be an array of integers or a comma-separated "
+            f"string, got {type(raw).__name__}"
+        )
+    return [_version_number(item) for item in raw]
+
+
+def _version_number(item: object) -> int:
+    if isinstance(item, int) and not isinstance(item, bool):
+        return item
+    if isinstance(item, float) and item.is_integer():
+        return int(item)
+    if isinstance(item, str) and item.strip().isdigit():
+        return int(item)
+    raise BadRequest(f"invalid version {item!r} in 'versions': expected integers")
 
 
 def _max_versions(value: int) -> int:
