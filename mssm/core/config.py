@@ -77,6 +77,9 @@ class Config:
     audit_api: AuditAPIConfig = field(default_factory=AuditAPIConfig)
     dev: bool = False
     dev_root_token_id: str = ""
+    # Seconds added to the core's clock. Tests use it to let scheduled work
+    # fall due across a restart; a real deployment leaves it at 0.
+    test_clock_offset: int = 0
 
 
 _SECTIONS = {
@@ -110,7 +113,7 @@ def parse_config(raw: dict[str, Any]) -> Config:
             setattr(config, name, _section(name, _SECTIONS[name], value))
         elif name == "audit":
             config.audit = [_section("audit", AuditDeviceConfig, v) for v in value]
-        elif name in ("default_lease_ttl", "max_lease_ttl"):
+        elif name in ("default_lease_ttl", "max_lease_ttl", "test_clock_offset"):
             setattr(config, name, _duration(name, value))
         elif name == "log_level":
             config.log_level = _log_level(value)

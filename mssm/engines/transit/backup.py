@@ -1,0 +1,89 @@
+"""backup/ and restore/: a key with all its versions and options as one
+base64 blob, for keys that allow plaintext backup and export.
+
+The blob carries private key material unencrypted, which is why both
+`exportable` and `allow_plaintext_backup` must be set. Its format is MSSM's
+own and does not restore into Vault or OpenBao.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from mssm.core.errors import APIError, BadRequest
+from mssm.core.fields import BOOL, STRING, Field
+from mssm.core.request import READ, UPDATE, Request
+from mssm.engines.base import Route
+from mssm.engines.transit.keys import KeyPolicy, rfc3339
+
+if TYPE_CHECKING:
+    from mssm.engines.transit import TransitEngine
+
+BACKUP_FORMAT = "mssm-transit-backup/1"
+
+
+class BackupPaths:
+    def __init__(self, engine: TransitEngine) -> None:
+        self.engine = engine
+        self.store = engine.store
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("backup/(?P<name>[^/]+)", {READ: self.backup}),
+            Route(
+                "restore(?:/(?P<name>[^/]+))?",
+                {UPDATE: self.restore},
+                {"backup": Field(STRING), "force": Field(BOOL)},
+            ),
+        ]
+
+    async def backup(self, req: Request, data: dict) -> dict:
+        name = data["name"]
+        async with self.store.lock(name):
+            policy = await self.store.get(name)
+            # Vault answers these three refusals with 500; clients may rely on it.
+            if policy is None:
+                raise APIError(f"key {name!r} not found", status=500)
+            if not policy.exportable:
+                raise APIError("exporting is disallowed on the key", status=500)
+            if not policy.allow_plaintext_backup:
+                raise APIError("plaintext backup is disallowed on the key", status=500)
+            updated = policy.copy()
+            updated.backup_info = self._info(updated)
+            await self.store.save(updated)
+        blob = orjson.dumps({"format": BACKUP_FORMAT, "key": updated.to_json()})
+        return {"backup": base64.b64encode(blob).decode()}
+
+    async def restore(self, req: Request, data: dict) -> None:
+        if not data.get("backup"):
+            raise BadRequest("missing backup: the body needs the blob from backup/NAME")
+        policy = _parse_backup(data["backup"])
+        policy.name = data.get("name") or policy.name
+        async with self.store.lock(policy.name):
+            if await self.store.get(policy.name) is not None and not data.get("force"):
+                raise APIError(
+                    f"key {policy.name!r} already exists; set force=true to replace it",
+                    status=500,
+                )
+            policy.restore_info = self._info(policy)
+            await self.store.save(policy)
+        self.engine.scheduler.wake()
+
+    def _info(self, policy: KeyPolicy) -> dict[str, Any]:
+        return {"time": rfc3339(self.engine.now()), "version": policy.latest_version}
+
+
+def _parse_backup(text: str) -> KeyPolicy:
+    try:
+        raw = orjson.loads(base64.b64decode(text, validate=True))
+        if raw.get("format") != BACKUP_FORMAT:
+            raise ValueError(raw.get("format"))
+        return KeyPolicy.from_json(raw["key"])
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+        raise BadRequest(
+            f"invalid backup: not a {BACKUP_FORMAT} blob from backup/NAME"
+        ) from None
