@@ -28,3 +28,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The benchmark suite: MSSM against OpenBao and the machine's floor.
+# It writes BENCHMARKS.md and bench/results/; see bench/run.py for --full.
+bench: install
+	$(BIN)/python -m bench.run
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick
