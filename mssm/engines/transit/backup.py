@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,6 +23,8 @@ from mssm.engines.transit.keys import KeyPolicy, rfc3339
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
+
+logger = logging.getLogger(__name__)
 
 BACKUP_FORMAT = "mssm-transit-backup/1"
 
@@ -45,7 +48,7 @@ class BackupPaths:
         name = data["name"]
         async with self.store.lock(name):
             policy = await self.store.get(name)
-            # Vault answers these three refusals with 500; clients may rely on it.
+            # Vault returns 500 for these three errors, and clients may rely on it.
             if policy is None:
                 raise APIError(f"key {name!r} not found", status=500)
             if not policy.exportable:
@@ -55,6 +58,7 @@ class BackupPaths:
             updated = policy.copy()
             updated.backup_info = self._info(updated)
             await self.store.save(updated)
+        logger.info("plaintext backup taken of key %s", name)
         blob = orjson.dumps({"format": BACKUP_FORMAT, "key": updated.to_json()})
         return {"backup": base64.b64encode(blob).decode()}
 
@@ -71,6 +75,7 @@ class BackupPaths:
                 )
             policy.restore_info = self._info(policy)
             await self.store.save(policy)
+        logger.info("restored key %s from a backup", policy.name)
         self.engine.scheduler.wake()
 
     def _info(self, policy: KeyPolicy) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mssm.core.errors import BadRequest, NotFound
@@ -24,6 +25,8 @@ from mssm.engines.transit.store import new_version, public_key
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
+
+logger = logging.getLogger(__name__)
 
 NAME = "(?P<name>[^/]+)"
 JWT_FIELDS = {
@@ -108,6 +111,7 @@ class KeyPaths:
                 return Response(data=key_info(existing, self.engine.now()))
             policy, warnings = await self._new_policy(name, data)
             await self.store.save(policy)
+        logger.info("created %s key %s", policy.type.name, name)
         self.engine.scheduler.wake()
         return Response(data=key_info(policy, self.engine.now()), warnings=warnings)
 
@@ -130,6 +134,7 @@ class KeyPaths:
                     "deletion_allowed=true with keys/NAME/config first"
                 )
             await self.store.delete(name)
+        logger.info("deleted key %s", name)
 
     async def configure(self, req: Request, data: dict) -> Response:
         name = data["name"]
@@ -146,6 +151,7 @@ class KeyPaths:
 
     async def rotate(self, req: Request, data: dict) -> dict:
         policy = await self.store.rotate(data["name"], self.engine.now())
+        logger.info("rotated key %s to version %d", policy.name, policy.latest_version)
         self.engine.scheduler.wake()
         return key_info(policy, self.engine.now())
 
@@ -156,8 +162,9 @@ class KeyPaths:
         async with self.store.lock(name):
             policy = await self.store.require(name)
             updated = policy.copy()
-            updated.trim(data["min_available_version"])
+            removed = updated.trim(data["min_available_version"])
             await self.store.save(updated)
+        logger.info("trimmed key %s: deleted versions %s", name, removed)
         return key_info(updated, self.engine.now())
 
 
@@ -236,13 +243,11 @@ def key_info(policy: KeyPolicy, now: float) -> dict[str, Any]:
 
 
 def _versions(policy: KeyPolicy) -> dict[str, Any]:
+    # As in Vault, versions below min_decryption_version are not listed.
+    readable = policy.readable_versions()
     if not policy.type.asymmetric:
-        return {
-            str(n): int(v.creation_time) for n, v in sorted(policy.versions.items())
-        }
-    return {
-        str(n): _public_version(policy, v) for n, v in sorted(policy.versions.items())
-    }
+        return {str(v.number): int(v.creation_time) for v in readable}
+    return {str(v.number): _public_version(policy, v) for v in readable}
 
 
 def _public_version(policy: KeyPolicy, version: KeyVersion) -> dict[str, Any]:

@@ -255,7 +255,8 @@ async def run_items(
         result["reference"] = item.get("reference", "")
         results.append(result)
     if failed and fail_status:
-        error = APIError("one or more batch items failed", status=fail_status)
+        # Vault sends no errors list here: the reasons are in the results.
+        error = APIError(status=fail_status)
         error.data = {"batch_results": results}
         raise error
     return Response(data={"batch_results": results})
