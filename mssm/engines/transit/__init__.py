@@ -4,8 +4,6 @@ JWKS document of the public keys."""
 
 from __future__ import annotations
 
-import logging
-
 from mssm.engines.base import Engine, EngineContext
 from mssm.engines.transit.backup import BackupPaths
 from mssm.engines.transit.encrypt import EncryptPaths
@@ -17,8 +15,6 @@ from mssm.engines.transit.schedule import RotationScheduler
 from mssm.engines.transit.sign import SignPaths
 from mssm.engines.transit.store import KeyStore
 from mssm.engines.transit.utility import UtilityPaths
-
-logger = logging.getLogger(__name__)
 
 _PATH_GROUPS = (
     KeyPaths,
