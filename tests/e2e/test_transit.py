@@ -601,3 +601,20 @@ def test_rotation_due_while_down_runs_at_unseal(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+# -- private material stays private ------------------------------------------------
+
+
+def test_private_key_absent_from_read_and_log(dev_server: ServerProcess) -> None:
+    name = make_key(dev_server, "ecdsa-p256", exportable=True)
+    dev_server.request("POST", f"transit/jwt/sign/{name}", json={})
+    exported = data(dev_server.request("GET", f"transit/export/signing-key/{name}/1"))
+    pem = exported["keys"]["1"]
+    body_line = pem.splitlines()[1]
+    read = dev_server.request("GET", f"transit/keys/{name}").text
+    assert "PRIVATE" not in read
+    assert body_line not in read
+    jwks = dev_server.request("GET", f"transit/jwks/{name}", token=None).text
+    assert body_line not in jwks
+    assert body_line not in dev_server.log_path.read_text()
