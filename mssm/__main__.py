@@ -1,3 +1,5 @@
+"""Run the CLI with `python -m mssm`."""
+
 from mssm.cli.main import main
 
-main()
+main(prog_name="mssm")
