@@ -36,8 +36,8 @@ class RekeyOperation:
     shares: list[bytes] = field(default_factory=list)
 
 
-def decode_share(text: object) -> bytes:
-    """Accept a share as hex or base64, as Vault does; reject anything else."""
+def share_candidates(text: object) -> list[bytes]:
+    """Decode text as hex and as base64; raise if it is neither."""
     if not isinstance(text, str) or not text:
         raise BadRequest("'key' must be a non-empty hex or base64 string")
     candidates = []
@@ -49,7 +49,14 @@ def decode_share(text: object) -> bytes:
         candidates.append(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError):
         pass
-    for share in candidates:
+    if not candidates:
+        raise BadRequest("'key' must be a valid hex or base64 string")
+    return candidates
+
+
+def decode_share(text: object) -> bytes:
+    """Accept a share as hex or base64, as Vault does; reject anything else."""
+    for share in share_candidates(text):
         if len(share) == aead.KEY_SIZE + 1:
             return share
     raise BadRequest(

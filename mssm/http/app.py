@@ -72,7 +72,9 @@ class App:
         except APIError as exc:
             status, headers, body = _error(exc, request_id)
         except Exception:
-            logger.exception("internal error, request_id=%s", request_id)
+            logger.exception(
+                "internal error serving %s %r", scope["method"], scope["path"]
+            )
             status, headers, body = _error(
                 APIError(f"internal error, request id {request_id}"), request_id
             )
@@ -170,9 +172,12 @@ class App:
 
 
 def _check_patch_content_type(headers: dict[str, str]) -> None:
-    # Vault accepts only JSON merge patches (RFC 7386) on PATCH and answers
-    # 415 to anything else, so a client cannot send a full document by mistake.
+    # Vault accepts only JSON merge patches (RFC 7386) on PATCH, so that a
+    # client cannot send a full document by mistake: no Content-Type is a 400,
+    # any other type a 415.
     provided = headers.get("content-type", "")
+    if not provided.strip():
+        raise BadRequest(f"missing Content-Type: PATCH requires {MERGE_PATCH}")
     if provided.split(";", 1)[0].strip().lower() != MERGE_PATCH:
         raise APIError(
             f"PATCH requires Content-Type of {MERGE_PATCH}, provided {provided}",

@@ -68,6 +68,14 @@ class MountsSection:
     # -- mounts ------------------------------------------------------------
 
     def _mount_info(self, entry: MountEntry) -> dict[str, Any]:
+        info = self._base_info(entry)
+        # Vault reports the status of plugins in its catalog; the system mount
+        # and the old "generic" alias are not in it.
+        if entry.path != "sys/" and entry.type != "generic":
+            info["deprecation_status"] = "supported"
+        return info
+
+    def _base_info(self, entry: MountEntry) -> dict[str, Any]:
         return {
             "accessor": entry.accessor,
             "config": {
@@ -107,8 +115,7 @@ class MountsSection:
 
     async def read_mount(self, req: Request, data: dict) -> Response:
         entry = self._entry(data["path"])
-        info = self._mount_info(entry) | {"deprecation_status": "supported"}
-        return Response(data=info, top_level=True)
+        return Response(data=self._mount_info(entry), top_level=True)
 
     async def enable_mount(self, req: Request, data: dict) -> None:
         path = normalize_mount_path(data["path"])

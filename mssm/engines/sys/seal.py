@@ -14,7 +14,7 @@ from mssm import __version__
 from mssm.core.errors import BadRequest, PermissionDenied
 from mssm.core.fields import ANY, BOOL, INT, STRING, Field
 from mssm.core.request import DELETE, READ, UPDATE, Request, Response
-from mssm.core.seal import decode_share, validate_share_counts
+from mssm.core.seal import decode_share, share_candidates, validate_share_counts
 from mssm.engines.base import Route
 
 if TYPE_CHECKING:
@@ -182,6 +182,8 @@ class SealSection:
         if not await manager.initialized():
             raise BadRequest("Vault is not initialized")
         if data.get("reset"):
+            if not self.core.sealed:
+                raise BadRequest("Vault is unsealed: there is no unseal progress")
             manager.reset_progress()
             return plain(await self.seal_status_body())
         if "key" not in data:
@@ -189,9 +191,11 @@ class SealSection:
                 "'key' must be specified in request body as JSON, "
                 "or 'reset' set to true"
             )
-        share = decode_share(data["key"])
+        share_candidates(data["key"])
         if not self.core.sealed:
+            # A well-encoded share sent to an unsealed server is ignored.
             return plain(await self.seal_status_body())
+        share = decode_share(data["key"])
         if await manager.submit_share(share):
             await self.core.post_unseal()
         return plain(await self.seal_status_body())
