@@ -1,0 +1,79 @@
+"""The core while sealed: only the seal paths answer and the barrier keeps
+no key material in memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from mssm.core.config import parse_config
+from mssm.core.core import Core
+from mssm.core.errors import Sealed
+from mssm.core.request import READ, UPDATE, Request
+from mssm.storage.inmem import InmemBackend
+
+
+@pytest.fixture
+async def started() -> tuple[Core, list[bytes]]:
+    """An unsealed core on in-memory storage and its three key shares."""
+    core = Core(parse_config({"listener": {"tls_disable": True}}), InmemBackend())
+    shares = await core.seal_manager.initialize(3, 2)
+    for share in shares[:2]:
+        await core.seal_manager.submit_share(share)
+    await core.post_unseal()
+    return core, shares
+
+
+@pytest.fixture
+def core(started: tuple[Core, list[bytes]]) -> Core:
+    return started[0]
+
+
+async def test_seal_drops_every_key(core: Core) -> None:
+    await core.barrier.put("logical/x/k", b"value")
+    await core.seal()
+
+    assert core.sealed is True
+    assert core.barrier._terms == {}
+    assert core.barrier._active is None
+    assert core.barrier._root_key is None
+    assert core.engines == {}
+    assert core.seal_manager.progress == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "path"),
+    [
+        (READ, "sys/mounts"),
+        (READ, "sys/key-status"),
+        (UPDATE, "sys/rotate"),
+        (UPDATE, "sys/seal"),
+        (READ, "sys/rekey/init"),
+        (READ, "secret/data/k"),
+        (READ, "unknown/path"),
+    ],
+)
+async def test_sealed_core_rejects_other_paths(
+    core: Core, operation: str, path: str
+) -> None:
+    await core.seal()
+    with pytest.raises(Sealed):
+        await core.handle(Request(operation=operation, path=path))
+
+
+async def test_sealed_core_answers_seal_status(core: Core) -> None:
+    await core.seal()
+    response = await core.handle(Request(operation=READ, path="sys/seal-status"))
+    assert response.raw_body is not None
+    assert b'"sealed":true' in response.raw_body
+
+
+async def test_unseal_after_seal_restores_data(
+    started: tuple[Core, list[bytes]],
+) -> None:
+    core, shares = started
+    await core.barrier.put("logical/x/k", b"value")
+    await core.seal()
+    for share in shares[1:3]:
+        await core.seal_manager.submit_share(share)
+    await core.post_unseal()
+    assert await core.barrier.get("logical/x/k") == b"value"
