@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -110,7 +113,7 @@ async def run(config: Config) -> None:
     core = Core(config, open_backend(config))
     if config.dev:
         await bootstrap_dev(core)
-    server = uvicorn.Server(uvicorn_config(config, core))
+    server = GracefulServer(uvicorn_config(config, core))
     logger.info(
         "listening on %s (tls %s)",
         config.listener.address,
@@ -120,6 +123,23 @@ async def run(config: Config) -> None:
         await server.serve()
     finally:
         await shutdown(core)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server without its habit of raising the caught signal again
+    once it stops: that would kill the process before the core is sealed and
+    storage closed. A second SIGINT still forces the exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def uvicorn_config(config: Config, core: Core) -> uvicorn.Config:

@@ -363,3 +363,14 @@ def test_no_body_counts_as_empty(server: ServerProcess) -> None:
     assert answer.status_code == 204
     null_body = server.request("POST", "sys/rotate", data=b"null")
     assert null_body.status_code == 204
+
+
+def test_log_lines_carry_request_id(server: ServerProcess) -> None:
+    answer = server.request("POST", "sys/mounts/logged", json={"type": "kv"})
+    assert answer.status_code == 204
+    request_id = answer.headers["X-Request-Id"]
+
+    lines = server.log_path.read_text().splitlines()
+    mounted = [line for line in lines if "mounted kv engine at logged/" in line]
+    assert len(mounted) == 1
+    assert mounted[0].endswith(f"request_id={request_id}")
