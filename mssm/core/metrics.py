@@ -35,3 +35,22 @@ audit_failures = Counter(
     "Requests rejected because no audit device could record them.",
     registry=REGISTRY,
 )
+
+LEASE_STATES = ("creating", "active", "revoke_pending", "irrevocable")
+leases = Gauge(
+    "mssm_leases",
+    "Leases held by the lease manager, by state.",
+    ["state"],
+    registry=REGISTRY,
+)
+lease_revocations = Counter(
+    "mssm_lease_revocations",
+    "Leases revoked and removed, by cause (expired, revoked, forced, token).",
+    ["cause"],
+    registry=REGISTRY,
+)
+lease_revocation_failures = Counter(
+    "mssm_lease_revocation_failures",
+    "Failed attempts to revoke a lease at its secrets engine.",
+    registry=REGISTRY,
+)

@@ -82,4 +82,5 @@ class Response:
             and not self.warnings
             and self.raw_body is None
             and self.wrap_info is None
+            and not self.lease_id
         )

@@ -15,6 +15,9 @@ SECTIONS = [
     "mssm.engines.sys.seal:SealSection",
     "mssm.engines.sys.mounts:MountsSection",
     "mssm.engines.sys.metrics:MetricsSection",
+    "mssm.engines.sys.leases:LeasesSection",
+    "mssm.engines.sys.remount:RemountSection",
+    "mssm.engines.sys.password_policies:PasswordPoliciesSection",
 ]
 
 

@@ -1,0 +1,154 @@
+"""What every database plugin provides, and the statement templating they share.
+
+Operators write the quotes in their statements (`CREATE ROLE "{{name}}"
+... PASSWORD '{{password}}'`), as in Vault, so substitution adds none. It
+is safe because of what is substituted: generated names contain only
+letters, digits, "-", "_" and "." (see templates.py), and passwords are
+checked by `check_password_safe` before they reach a statement.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+
+# Characters that could end or escape a quoted SQL literal or identifier.
+UNSAFE_PASSWORD_CHARS = frozenset("'\"\\`")
+_PLACEHOLDER = re.compile(r"\{\{\s*(name|username|password|expiration)\s*\}\}")
+
+
+class DatabaseError(Exception):
+    """The database refused or failed an operation.
+
+    The message comes from the database, with every secret the operation
+    used replaced by "[redacted]".
+    """
+
+
+class CreateUserError(DatabaseError):
+    """Creating a user failed; rolled_back says whether nothing is left behind."""
+
+    def __init__(self, message: str, rolled_back: bool) -> None:
+        super().__init__(message)
+        self.rolled_back = rolled_back
+
+
+@dataclass
+class NewUser:
+    """The values substituted into creation statements."""
+
+    username: str
+    password: str
+    expiration: str
+    statements: list[str]
+    rollback_statements: list[str] = field(default_factory=list)
+
+
+class Database(abc.ABC):
+    """One configured connection (with its pool) to a database server."""
+
+    # The longest user name the server accepts, in characters.
+    max_username_length: int = 63
+    default_username_template: str = ""
+
+    @abc.abstractmethod
+    async def verify(self) -> None:
+        """Connect once and run a trivial query; raise DatabaseError."""
+
+    def user_details(self, statements: list[str], username: str) -> dict[str, object]:
+        """Return what revocation needs besides the name (MySQL: the hosts)."""
+        return {}
+
+    @abc.abstractmethod
+    async def create_user(self, user: NewUser) -> None:
+        """Run the creation statements in one transaction; CreateUserError."""
+
+    @abc.abstractmethod
+    async def revoke_user(
+        self, username: str, statements: list[str], details: dict
+    ) -> None:
+        """Drop the user; a user that no longer exists counts as revoked."""
+
+    @abc.abstractmethod
+    async def renew_user(
+        self, username: str, statements: list[str], expiration: str
+    ) -> None:
+        """Move the user's expiry, running the renew statements if any."""
+
+    @abc.abstractmethod
+    async def set_password(
+        self, username: str, statements: list[str], password: str
+    ) -> None:
+        """Change an existing user's password (static roles)."""
+
+    @abc.abstractmethod
+    async def rotate_root(self, statements: list[str], password: str) -> None:
+        """Change the password of the login this connection uses."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the pool and every connection in it."""
+
+
+def render(statement: str, values: dict[str, str]) -> str:
+    """Substitute {{name}}, {{username}}, {{password}} and {{expiration}}.
+
+    One pass, so a value that happens to contain "{{...}}" is not expanded
+    again. Placeholders without a value are left for the database to reject.
+    """
+
+    def substitute(match: re.Match) -> str:
+        return values.get(match.group(1), match.group(0))
+
+    return _PLACEHOLDER.sub(substitute, statement)
+
+
+def statement_values(username: str, password: str = "", expiration: str = "") -> dict:
+    return {
+        "name": username,
+        "username": username,
+        "password": password,
+        "expiration": expiration,
+    }
+
+
+def split_statements(text: str) -> list[str]:
+    """Split text on semicolons outside quotes; drop empty statements."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            current.append(char)
+            if char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+            current.append(char)
+        elif char == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
+def check_password_safe(password: str, policy_name: str) -> None:
+    """Raise ValueError if password could break out of a quoted literal."""
+    bad = sorted({c for c in password if c in UNSAFE_PASSWORD_CHARS or ord(c) < 32})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ValueError(
+            f"password policy {policy_name!r} produced characters that are not "
+            f"allowed in database passwords ({shown}); remove quotes, backslashes, "
+            "backticks and control characters from its charsets"
+        )
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """Replace every non-empty secret in message with "[redacted]"."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        message = message.replace(secret, "[redacted]")
+    return message
