@@ -296,8 +296,8 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _inner_exception(exc: BaseException) -> BaseException | None:
-    # requests and urllib3 wrap the socket error in args[0] or .reason
-    # instead of chaining it, so all three places are searched.
+    # requests and urllib3 keep the underlying error in args[0] or .reason,
+    # not only in the exception chain, so those are searched as well.
     candidates = [exc.args[0] if exc.args else None, getattr(exc, "reason", None)]
     candidates += [exc.__cause__, exc.__context__]
     for candidate in candidates:

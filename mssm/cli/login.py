@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mssm.cli.client import Client, Settings, write_token_file
+from mssm.cli.client import Client, Settings, env, write_token_file
 from mssm.cli.inputs import STDIN, read_stdin
 from mssm.cli.options import (
     Command,
@@ -44,17 +44,23 @@ def login_command(token: str | None, no_store: bool) -> None:
     TOKEN may be "-" to read it from stdin; without it, a hidden prompt reads
     it. MSSM_TOKEN, if set, still takes precedence over the file.
     """
+    output = current_output()
     token = _read_token(token)
     settings = Settings.load(flags())
     settings.token = token
     response = Client(settings).read("auth/token/lookup-self")
     data = (response or {}).get("data") or {}
 
-    output = current_output()
     if not no_store:
         path = write_token_file(token)
         if not output.field:
             print_success(f"Token verified and stored in {path}.\n", output)
+    if env("TOKEN"):
+        click.echo(
+            "WARNING! MSSM_TOKEN or VAULT_TOKEN is set; later commands use it "
+            "instead of the stored token until it is unset.",
+            err=True,
+        )
     auth = {
         "client_token": token,
         "accessor": data.get("accessor"),

@@ -118,3 +118,12 @@ def test_server_without_config_exit_one() -> None:
 
     assert result.code == 1
     assert "missing -config FILE.toml" in result.stderr
+
+
+def test_audit_group_registered() -> None:
+    if not (ROOT / "mssm" / "cli" / "audit.py").exists():
+        return
+    result = run_mssm("audit", "-help", env=clean_env())
+
+    assert result.code == 0
+    assert "verify" in result.stdout

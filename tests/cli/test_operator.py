@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Result, Server, clean_env, run_mssm
 
 
@@ -174,3 +176,69 @@ def test_rekey_update_without_nonce_exit_one(sqlite_server: Server) -> None:
 
     assert result.code == 1
     assert "missing -nonce" in result.stderr
+
+
+def test_generate_root_decode_known_answer() -> None:
+    # Encoded token and OTP from a generate-root run of OpenBao 2.7.2.
+    result = run_mssm(
+        "operator",
+        "generate-root",
+        "-decode=FnoCREMbGQYJGBV3N1wrDTRPDgwaRSI7ezE",
+        "-otp=eTLsvkXPZZb0o1bXp5VxYsRY3i",
+        env=clean_env(),
+    )
+
+    assert result.code == 0
+    assert result.stdout == "s.N75pAVSBwGXmIUDzXtC6pbHX\n"
+
+
+def test_generate_root_decode_wrong_otp_length() -> None:
+    result = run_mssm(
+        "operator",
+        "generate-root",
+        "-decode=FnoCREMbGQYJGBV3N1wrDTRPDgwaRSI7ezE",
+        "-otp=short",
+        env=clean_env(),
+    )
+
+    assert result.code == 1
+    assert "-otp has 5 characters but the encoded token has 26 bytes" in result.stderr
+
+
+def test_generate_root_flow(sqlite_server: Server) -> None:
+    keys = init(sqlite_server)["unseal_keys_b64"]
+    mssm(sqlite_server, "operator", "unseal", keys[0])
+    if not sqlite_server.has_route("GET", "sys/generate-root/attempt"):
+        pytest.skip("the server has no handler for sys/generate-root yet")
+
+    otp = mssm(
+        sqlite_server, "operator", "generate-root", "-generate-otp"
+    ).stdout.strip()
+    started = mssm(
+        sqlite_server,
+        "operator",
+        "generate-root",
+        "-init",
+        f"-otp={otp}",
+        "-format=json",
+    )
+    nonce = started.json()["nonce"]
+    done = mssm(
+        sqlite_server,
+        "operator",
+        "generate-root",
+        f"-nonce={nonce}",
+        "-format=json",
+        keys[0],
+    )
+    encoded = done.json()["encoded_token"]
+    decoded = mssm(
+        sqlite_server, "operator", "generate-root", f"-decode={encoded}", f"-otp={otp}"
+    )
+    new_root = decoded.stdout.strip()
+    lookup = mssm(sqlite_server, "token", "lookup", "-format=json", MSSM_TOKEN=new_root)
+
+    assert started.code == 0
+    assert done.json()["complete"] is True
+    assert decoded.code == 0
+    assert lookup.json()["data"]["policies"] == ["root"]

@@ -163,3 +163,10 @@ def test_wrapped_create_then_unwrap(cli: CLI) -> None:
     assert unwrapped.json()["auth"]["policies"] == ["default"]
     assert again.code == 2
     assert wrapping_token not in again.stderr
+
+
+def test_login_warns_when_env_token_set(cli: CLI, dev_server: Server) -> None:
+    result = cli("login", "-no-store", dev_server.root_token)
+
+    assert result.code == 0
+    assert result.stderr.startswith("WARNING! MSSM_TOKEN or VAULT_TOKEN is set")
