@@ -78,7 +78,7 @@ def login_command(token: str | None, no_store: bool) -> None:
 @command_options
 @field_option
 def unwrap_command(token: str | None) -> None:
-    """Return the response wrapped in TOKEN (default: the calling token).
+    """Print the response wrapped in TOKEN (default: the calling token).
 
     A wrapping token works once: after this it is revoked.
     """
