@@ -1,4 +1,4 @@
-"""The core while sealed: only the seal paths answer and the barrier keeps
+"""The core while sealed: only the seal paths respond, and the barrier keeps
 no key material in memory."""
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ reference) and against MSSM, comparing status codes and response shapes:
 the set of keys and the JSON type of each value, recursively, never ids,
 timestamps or messages.
 
-Where MSSM deliberately answers otherwise, the test says so and asserts
-MSSM's own answer instead.
+Where MSSM deliberately responds otherwise, the test says so and asserts
+MSSM's own response instead.
 """
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ def shape_differences(expected: Any, actual: Any, where: str = "$") -> list[str]
     return []
 
 
-def body_of(answer: requests.Response) -> Any:
-    if not answer.content:
+def body_of(response: requests.Response) -> Any:
+    if not response.content:
         return None
-    body = answer.json()
+    body = response.json()
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
         # Messages differ by design; only their presence is compared.
         body = dict(body, errors=["message"])
@@ -226,7 +226,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
 
 def initialise(pair: Pair) -> Started:
     """Initialise both with 5 shares and threshold 3 and unseal them,
-    comparing every answer on the way."""
+    comparing every response on the way."""
     before = {
         "init": pair.compare("GET", "sys/init", token=False),
         "seal-status": pair.compare("GET", "sys/seal-status", token=False),
@@ -249,8 +249,8 @@ def unseal_both(pair: Pair) -> None:
     for index in range(3):
         for target in pair.targets():
             body = {"key": target.keys[index]}
-            answer = target.request("PUT", "sys/unseal", body, token=False)
-            assert answer.status_code == 200, (target.name, answer.text)
+            response = target.request("PUT", "sys/unseal", body, token=False)
+            assert response.status_code == 200, (target.name, response.text)
     for target in pair.targets():
         status = target.request("GET", "sys/seal-status", token=False).json()
         assert status["sealed"] is False, target.name
@@ -258,12 +258,12 @@ def unseal_both(pair: Pair) -> None:
 
 def per_target(pair: Pair, method: str, path: str, make_body: Callable) -> None:
     """Send each server a body built from its own state (its own keys),
-    comparing the two answers."""
-    answers = [
+    comparing the two responses."""
+    responses = [
         target.request(method, path, make_body(target), token=True)
         for target in pair.targets()
     ]
-    expected, actual = answers
+    expected, actual = responses
     assert actual.status_code == expected.status_code, (
         f"{method} {path}: OpenBao {expected.status_code} {expected.text[:300]!r}, "
         f"MSSM {actual.status_code} {actual.text[:300]!r}"
@@ -376,8 +376,8 @@ def test_rekey_wrong_share_at_threshold(pair: Pair) -> None:
             "sys/rekey/update",
             lambda t, i=index: {"key": t.keys[i], **nonce(t)},
         )
-    # OpenBao answers a share set that does not rebuild the key with a 500;
-    # MSSM answers 400, because the client sent a bad share, not the server
+    # OpenBao responses a share set that does not rebuild the key with a 500;
+    # MSSM responses 400, because the client sent a bad share, not the server
     # failing.
     wrong = {
         target.name: target.request(
@@ -398,18 +398,18 @@ def test_rekey_completes_and_old_shares_stop(pair: Pair) -> None:
     pair.compare("PUT", "sys/rekey/init", {"secret_shares": 5, "secret_threshold": 3})
     results = {}
     for index in range(3):
-        answers = [
+        responses = [
             target.request(
                 "PUT", "sys/rekey/update", {"key": target.keys[index], **nonce(target)}
             )
             for target in pair.targets()
         ]
-        expected, actual = answers
+        expected, actual = responses
         assert actual.status_code == expected.status_code == 200
         differences = shape_differences(shape(expected.json()), shape(actual.json()))
         assert not differences, "\n".join(differences)
         results = {
-            t.name: a.json() for t, a in zip(pair.targets(), answers, strict=True)
+            t.name: a.json() for t, a in zip(pair.targets(), responses, strict=True)
         }
     assert results["MSSM"]["complete"] is True
     assert results["OpenBao"]["complete"] is True
@@ -433,8 +433,8 @@ def test_rekey_completes_and_old_shares_stop(pair: Pair) -> None:
 def test_rekey_cancel_needs_nonce_in_mssm(pair: Pair) -> None:
     pair.compare("PUT", "sys/rekey/init", {"secret_shares": 5, "secret_threshold": 3})
     bao, mssm = pair.both("DELETE", "sys/rekey/init")
-    # OpenBao 2.7 still cancels without the nonce; MSSM requires it, so that
-    # nobody can cancel an operator's rekey and start their own.
+    # OpenBao 2.7 still cancels without the nonce; MSSM requires it, so that a
+    # client without the nonce cannot cancel an operator's rekey and start its own.
     assert bao.status_code == 204
     assert mssm.status_code == 400
     assert "nonce required" in mssm.json()["errors"][0]

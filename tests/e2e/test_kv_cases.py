@@ -36,8 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def write(server: ServerProcess, key: str, data: dict) -> None:
-    answer = server.request("POST", f"secret/data/{key}", json={"data": data})
-    assert answer.status_code == 200, answer.text
+    response = server.request("POST", f"secret/data/{key}", json={"data": data})
+    assert response.status_code == 200, response.text
 
 
 class TestDeletedVersions:
@@ -49,18 +49,18 @@ class TestDeletedVersions:
         return server
 
     def test_latest_deleted_is_404_with_metadata(self, deleted: ServerProcess) -> None:
-        answer = deleted.request("GET", "secret/data/k")
-        assert answer.status_code == 404
-        data = answer.json()["data"]
+        response = deleted.request("GET", "secret/data/k")
+        assert response.status_code == 404
+        data = response.json()["data"]
         assert data["data"] is None
         assert data["metadata"]["version"] == 2
         assert data["metadata"]["deletion_time"] != ""
         assert data["metadata"]["destroyed"] is False
 
     def test_older_version_still_readable(self, deleted: ServerProcess) -> None:
-        answer = deleted.request("GET", "secret/data/k?version=1")
-        assert answer.status_code == 200
-        assert answer.json()["data"]["data"] == {"v": "1"}
+        response = deleted.request("GET", "secret/data/k?version=1")
+        assert response.status_code == 200
+        assert response.json()["data"]["data"] == {"v": "1"}
 
     def test_metadata_shows_deletion(self, deleted: ServerProcess) -> None:
         meta = deleted.request("GET", "secret/metadata/k").json()["data"]
@@ -104,19 +104,19 @@ class TestVersionedPaths:
         self, server: ServerProcess, method: str, verb: str
     ) -> None:
         body = {"password": "P1"} if method == "PUT" else None
-        answer = server.request(method, "secret/app", json=body)
+        response = server.request(method, "secret/app", json=body)
         message = V1_WARNING.format(verb=verb)
 
-        assert answer.status_code == 404
-        assert answer.json()["warnings"] == [message]
-        assert answer.json()["errors"] == [message]
+        assert response.status_code == 404
+        assert response.json()["warnings"] == [message]
+        assert response.json()["errors"] == [message]
         assert server.request("GET", "secret/data/app").status_code == 404
 
     def test_doubled_data_segment_is_a_literal_key(self, server: ServerProcess) -> None:
-        answer = server.request(
+        response = server.request(
             "POST", "secret/data/data/app", json={"data": {"a": "1"}}
         )
-        assert answer.status_code == 200
+        assert response.status_code == 200
         assert server.request("GET", "secret/data/app").status_code == 404
         nested = server.request("GET", "secret/data/data/app").json()["data"]["data"]
         assert nested == {"a": "1"}
@@ -134,28 +134,28 @@ class TestVersionedPaths:
         self, server: ServerProcess, method: str, path: str
     ) -> None:
         body = {"data": {"a": "1"}} if method == "POST" else None
-        answer = server.request(method, path, json=body)
-        assert answer.status_code == 404
-        assert answer.json()["warnings"] == [ROOT_WARNING]
-        assert answer.json()["errors"] == [ROOT_WARNING]
+        response = server.request(method, path, json=body)
+        assert response.status_code == 404
+        assert response.json()["warnings"] == [ROOT_WARNING]
+        assert response.json()["errors"] == [ROOT_WARNING]
 
     def test_list_at_mount_root_works(self, server: ServerProcess) -> None:
         write(server, "listed", {"a": "1"})
-        answer = server.request("LIST", "secret/metadata")
-        assert answer.status_code == 200
-        assert "listed" in answer.json()["data"]["keys"]
+        response = server.request("LIST", "secret/metadata")
+        assert response.status_code == 200
+        assert "listed" in response.json()["data"]["keys"]
 
     def test_ui_mounts_describes_v2_mount(self, server: ServerProcess) -> None:
-        answer = server.request("GET", "sys/internal/ui/mounts/secret/app")
-        assert answer.status_code == 200
-        data = answer.json()["data"]
+        response = server.request("GET", "sys/internal/ui/mounts/secret/app")
+        assert response.status_code == 200
+        data = response.json()["data"]
         assert data["path"] == "secret/"
         assert data["type"] == "kv"
         assert data["options"]["version"] == "2"
 
     def test_ui_mounts_unknown_mount_is_403(self, server: ServerProcess) -> None:
-        answer = server.request("GET", "sys/internal/ui/mounts/nosuchmount/x")
-        assert answer.status_code == 403
+        response = server.request("GET", "sys/internal/ui/mounts/nosuchmount/x")
+        assert response.status_code == 403
 
     def test_v1_mount_keeps_data_segment_literally(self, server: ServerProcess) -> None:
         body = {"data": {"a": "1"}}
@@ -185,10 +185,10 @@ class TestCustomMetadata:
     ) -> None:
         path = "secret/metadata/custom"
         server.request("POST", path, json={"custom_metadata": {"kept": "yes"}})
-        answer = server.request("POST", path, json={"custom_metadata": custom})
+        response = server.request("POST", path, json={"custom_metadata": custom})
 
-        assert answer.status_code == 400
-        message = answer.json()["errors"][0]
+        assert response.status_code == 400
+        message = response.json()["errors"][0]
         assert message.startswith("custom_metadata validation failed")
         assert problem in message
         meta = server.request("GET", path).json()["data"]
@@ -196,10 +196,10 @@ class TestCustomMetadata:
 
     def test_every_problem_listed(self, server: ServerProcess) -> None:
         custom = {"k" * 129: "v", "n": "a\nb", "e": ""}
-        answer = server.request(
+        response = server.request(
             "POST", "secret/metadata/many", json={"custom_metadata": custom}
         )
-        message = answer.json()["errors"][0]
+        message = response.json()["errors"][0]
         assert "129 bytes" in message
         assert "non-printable" in message
         assert "must not be empty" in message
@@ -207,8 +207,8 @@ class TestCustomMetadata:
     def test_largest_valid_map(self, server: ServerProcess) -> None:
         custom = {f"{i:03d}" + "k" * 125: "v" * 512 for i in range(64)}
         path = "secret/metadata/full"
-        answer = server.request("POST", path, json={"custom_metadata": custom})
-        assert answer.status_code == 204
+        response = server.request("POST", path, json={"custom_metadata": custom})
+        assert response.status_code == 204
         meta = server.request("GET", path).json()["data"]
         assert meta["custom_metadata"] == custom
 
@@ -242,8 +242,8 @@ class TestDeleteVersionAfter:
         assert server.request("POST", "secret/config", json=config).status_code == 204
         try:
             path = "secret/metadata/k2"
-            answer = server.request("POST", path, json={"delete_version_after": "2h"})
-            assert answer.status_code == 204
+            response = server.request("POST", path, json={"delete_version_after": "2h"})
+            assert response.status_code == 204
             write(server, "k2", {"v": "1"})
             version = server.request("GET", "secret/data/k2").json()["data"]["metadata"]
             assert version["deletion_time"] != ""

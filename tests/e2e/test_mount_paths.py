@@ -30,20 +30,20 @@ def test_mount_under_existing_mount_is_rejected(server: ServerProcess) -> None:
     kv2 = {"type": "kv", "options": {"version": "2"}}
     assert enable(server, "team/app", kv2).status_code == 204
     before = mount_paths(server)
-    answer = enable(server, "team")
+    response = enable(server, "team")
 
-    assert answer.status_code == 400
-    assert answer.json() == {"errors": ["path is already in use at team/app/"]}
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["path is already in use at team/app/"]}
     assert mount_paths(server) == before
 
 
 def test_mount_above_existing_mount_is_rejected(server: ServerProcess) -> None:
     assert enable(server, "ops").status_code == 204
     before = mount_paths(server)
-    answer = enable(server, "ops/db")
+    response = enable(server, "ops/db")
 
-    assert answer.status_code == 400
-    assert answer.json() == {"errors": ["path is already in use at ops/"]}
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["path is already in use at ops/"]}
     assert mount_paths(server) == before
 
 
@@ -56,9 +56,9 @@ def test_overlap_is_checked_per_segment(server: ServerProcess) -> None:
 
 def test_same_path_twice_is_rejected(server: ServerProcess) -> None:
     enable(server, "twice")
-    answer = enable(server, "twice")
-    assert answer.status_code == 400
-    assert answer.json() == {"errors": ["path is already in use at twice/"]}
+    response = enable(server, "twice")
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["path is already in use at twice/"]}
 
 
 @pytest.mark.parametrize(
@@ -66,18 +66,18 @@ def test_same_path_twice_is_rejected(server: ServerProcess) -> None:
 )
 def test_protected_prefix_cannot_be_mounted(server: ServerProcess, path: str) -> None:
     before = mount_paths(server)
-    answer = enable(server, path)
+    response = enable(server, path)
 
-    assert answer.status_code == 400
-    assert answer.json()["errors"][0].startswith("cannot mount at")
+    assert response.status_code == 400
+    assert response.json()["errors"][0].startswith("cannot mount at")
     assert mount_paths(server) == before
 
 
 @pytest.mark.parametrize("path", ["sys", "cubbyhole", "identity", "auth/token"])
 def test_protected_mount_cannot_be_unmounted(server: ServerProcess, path: str) -> None:
-    answer = server.request("DELETE", f"sys/mounts/{path}")
-    assert answer.status_code == 400
-    assert "protected mount" in answer.json()["errors"][0]
+    response = server.request("DELETE", f"sys/mounts/{path}")
+    assert response.status_code == 400
+    assert "protected mount" in response.json()["errors"][0]
     assert "sys/" in mount_paths(server)
 
 
@@ -110,8 +110,8 @@ class TestTune:
     def tuned(self, server: ServerProcess) -> ServerProcess:
         enable(server, "tuned", {"type": "kv", "options": {"version": "2"}})
         body = {"max_lease_ttl": "1h"}
-        answer = server.request("POST", "sys/mounts/tuned/tune", json=body)
-        assert answer.status_code == 204
+        response = server.request("POST", "sys/mounts/tuned/tune", json=body)
+        assert response.status_code == 204
         return server
 
     def read(self, server: ServerProcess) -> dict:
@@ -119,33 +119,33 @@ class TestTune:
 
     def test_raise_default_and_max_together(self, tuned: ServerProcess) -> None:
         body = {"default_lease_ttl": "2h", "max_lease_ttl": "3h"}
-        answer = tuned.request("POST", "sys/mounts/tuned/tune", json=body)
-        assert answer.status_code == 204
+        response = tuned.request("POST", "sys/mounts/tuned/tune", json=body)
+        assert response.status_code == 204
         tune = self.read(tuned)
         assert (tune["default_lease_ttl"], tune["max_lease_ttl"]) == (7200, 10800)
 
     def test_default_above_max_is_rejected(self, tuned: ServerProcess) -> None:
-        answer = tuned.request(
+        response = tuned.request(
             "POST", "sys/mounts/tuned/tune", json={"default_lease_ttl": "4h"}
         )
-        assert answer.status_code == 400
-        assert "must not exceed max_lease_ttl" in answer.json()["errors"][0]
+        assert response.status_code == 400
+        assert "must not exceed max_lease_ttl" in response.json()["errors"][0]
         assert self.read(tuned)["default_lease_ttl"] == 7200
 
     def test_max_below_default_is_rejected(self, tuned: ServerProcess) -> None:
-        answer = tuned.request(
+        response = tuned.request(
             "POST", "sys/mounts/tuned/tune", json={"max_lease_ttl": "30m"}
         )
-        assert answer.status_code == 400
+        assert response.status_code == 400
         tune = self.read(tuned)
         assert tune["max_lease_ttl"] == 10800
         assert tune["default_lease_ttl"] <= tune["max_lease_ttl"]
 
     def test_rejected_tune_changes_nothing(self, tuned: ServerProcess) -> None:
         body = {"description": "changed", "options": {"version": "1"}}
-        answer = tuned.request("POST", "sys/mounts/tuned/tune", json=body)
-        assert answer.status_code == 400
-        assert answer.json() == {"errors": ["cannot downgrade mount from version 2"]}
+        response = tuned.request("POST", "sys/mounts/tuned/tune", json=body)
+        assert response.status_code == 400
+        assert response.json() == {"errors": ["cannot downgrade mount from version 2"]}
         mount = tuned.request("GET", "sys/mounts/tuned").json()["data"]
         assert mount["description"] == ""
         assert mount["options"] == {"version": "2"}

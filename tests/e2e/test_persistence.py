@@ -17,9 +17,9 @@ from tests.server import ServerProcess
 
 
 def write(server: ServerProcess, path: str, body: dict) -> dict:
-    answer = server.request("POST", path, json=body)
-    assert answer.status_code in (200, 204), answer.text
-    return answer.json() if answer.status_code == 200 else {}
+    response = server.request("POST", path, json=body)
+    assert response.status_code in (200, 204), response.text
+    return response.json() if response.status_code == 200 else {}
 
 
 def snapshot(server: ServerProcess, keys: list[str]) -> dict[str, Any]:
@@ -29,9 +29,9 @@ def snapshot(server: ServerProcess, keys: list[str]) -> dict[str, Any]:
         meta = server.request("GET", f"secret/metadata/{key}").json()["data"]
         state[f"{key}/metadata"] = meta
         for version in meta["versions"]:
-            answer = server.request("GET", f"secret/data/{key}?version={version}")
-            body = answer.json()
-            state[f"{key}/v{version}"] = (answer.status_code, body.get("data"))
+            response = server.request("GET", f"secret/data/{key}?version={version}")
+            body = response.json()
+            state[f"{key}/v{version}"] = (response.status_code, body.get("data"))
     return state
 
 
@@ -107,15 +107,15 @@ class Writer(threading.Thread):
             value = f"{self.prefix}-{n}-{secrets.token_hex(4)}"
             url = f"{self.server.url}/v1/secret/data/{key}"
             try:
-                answer = session.post(
+                response = session.post(
                     url, json={"data": {"v": value}}, headers=headers, timeout=10
                 )
             except requests.RequestException:
                 return
-            if answer.status_code != 200:
-                self.failure = AssertionError(f"{answer.status_code} {answer.text}")
+            if response.status_code != 200:
+                self.failure = AssertionError(f"{response.status_code} {response.text}")
                 return
-            self.acknowledged.append((key, answer.json()["data"]["version"], value))
+            self.acknowledged.append((key, response.json()["data"]["version"], value))
 
 
 def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
@@ -146,9 +146,9 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
             assert writer.failure is None
             assert len(writer.acknowledged) >= 40
             for key, version, value in writer.acknowledged:
-                answer = server.request("GET", f"secret/data/{key}?version={version}")
-                assert answer.status_code == 200, (key, version, answer.text)
-                assert answer.json()["data"]["data"] == {"v": value}
+                response = server.request("GET", f"secret/data/{key}?version={version}")
+                assert response.status_code == 200, (key, version, response.text)
+                assert response.json()["data"]["data"] == {"v": value}
     finally:
         server.stop()
 

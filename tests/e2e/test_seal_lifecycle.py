@@ -1,4 +1,4 @@
-"""Init, seal, unseal and rekey over HTTP: what answers while sealed, how
+"""Init, seal, unseal and rekey over HTTP: which paths respond while sealed, how
 bad shares are reported, and how the rekey nonce guards the operation."""
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def test_sealed_paths_are_503(
     sealed_server: ServerProcess, method: str, path: str, with_token: bool
 ) -> None:
     token = "" if with_token else None
-    answer = sealed_server.request(method, path, token=token)
-    assert answer.status_code == 503
-    assert answer.headers["Content-Type"] == "application/json"
-    assert answer.json() == SEALED_ERROR
+    response = sealed_server.request(method, path, token=token)
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == SEALED_ERROR
 
 
 def test_sealed_server_answers_status_paths(sealed_server: ServerProcess) -> None:
@@ -89,9 +89,9 @@ def test_sealed_server_answers_status_paths(sealed_server: ServerProcess) -> Non
 
 def test_init_on_initialised_sealed_server_is_400(sealed_server: ServerProcess) -> None:
     body = {"secret_shares": 1, "secret_threshold": 1}
-    answer = sealed_server.request("PUT", "sys/init", token=None, json=body)
-    assert answer.status_code == 400
-    assert answer.json() == {"errors": ["Vault is already initialized"]}
+    response = sealed_server.request("PUT", "sys/init", token=None, json=body)
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["Vault is already initialized"]}
 
 
 def test_uninitialised_server(tmp_path: Path) -> None:
@@ -106,8 +106,8 @@ def test_uninitialised_server(tmp_path: Path) -> None:
         assert (status["t"], status["n"]) == (0, 0)
         assert server.request("GET", "sys/health", token=None).status_code == 501
         assert server.request("GET", "sys/mounts", token=None).status_code == 503
-        answer = unseal(server, {"key": "00" * 33})
-        assert answer.status_code == 400
+        response = unseal(server, {"key": "00" * 33})
+        assert response.status_code == 400
 
         server.init_and_unseal(5, 3)
         again = server.request(
@@ -141,9 +141,9 @@ def test_init_rejects_bad_share_counts(
     server = start_fresh(tmp_path)
     try:
         body = {"secret_shares": shares, "secret_threshold": threshold}
-        answer = server.request("PUT", "sys/init", token=None, json=body)
-        assert answer.status_code == 400
-        assert message in answer.json()["errors"][0]
+        response = server.request("PUT", "sys/init", token=None, json=body)
+        assert response.status_code == 400
+        assert message in response.json()["errors"][0]
         assert server.request("GET", "sys/init", token=None).json() == {
             "initialized": False
         }
@@ -170,10 +170,10 @@ class TestUnsealShares:
         k1_base64 = base64.b64encode(bytes.fromhex(k1)).decode()
         as_base64 = unseal(server, {"key": k1_base64})
 
-        for answer in (first, again, as_base64):
-            assert answer.status_code == 200
-            assert answer.json()["progress"] == 1
-            assert answer.json()["sealed"] is True
+        for response in (first, again, as_base64):
+            assert response.status_code == 200
+            assert response.json()["progress"] == 1
+            assert response.json()["sealed"] is True
 
     def test_wrong_share_at_threshold_resets(self, server: ServerProcess) -> None:
         nonce_before = seal_status(server)["nonce"]
@@ -193,25 +193,25 @@ class TestUnsealShares:
         self, server: ServerProcess, bad: object
     ) -> None:
         unseal(server, {"key": server.keys[0]})
-        answer = unseal(server, {"key": bad})
+        response = unseal(server, {"key": bad})
 
-        assert answer.status_code == 400
-        assert "'key'" in answer.json()["errors"][0]
+        assert response.status_code == 400
+        assert "'key'" in response.json()["errors"][0]
         assert seal_status(server)["progress"] == 1
 
     def test_reset_needs_no_key(self, server: ServerProcess) -> None:
         unseal(server, {"key": server.keys[0]})
-        answer = unseal(server, {"reset": True})
+        response = unseal(server, {"reset": True})
 
-        assert answer.status_code == 200
-        assert answer.json()["progress"] == 0
+        assert response.status_code == 200
+        assert response.json()["progress"] == 0
         assert seal_status(server)["progress"] == 0
         assert seal_status(server)["nonce"] == ""
 
     def test_missing_key_is_400(self, server: ServerProcess) -> None:
-        answer = unseal(server, {})
-        assert answer.status_code == 400
-        assert answer.json()["errors"] == [
+        response = unseal(server, {})
+        assert response.status_code == 400
+        assert response.json()["errors"] == [
             "'key' must be specified in request body as JSON, or 'reset' set to true"
         ]
 
@@ -250,8 +250,8 @@ class TestRekey:
         return server.request("PUT", "sys/rekey/update", json=body)
 
     def test_rekey_needs_token_by_default(self, server: ServerProcess) -> None:
-        answer = server.request("GET", "sys/rekey/init", token=None)
-        assert answer.status_code == 403
+        response = server.request("GET", "sys/rekey/init", token=None)
+        assert response.status_code == 403
         cancel = server.request("DELETE", "sys/rekey/init", token=None)
         assert cancel.status_code == 403
 
@@ -267,9 +267,9 @@ class TestRekey:
         assert status["nonce"] == body["nonce"]
 
     def test_second_init_is_rejected(self, server: ServerProcess) -> None:
-        answer = self.rekey_init(server, 4, 2)
-        assert answer.status_code == 400
-        assert answer.json() == {"errors": ["rekey already in progress"]}
+        response = self.rekey_init(server, 4, 2)
+        assert response.status_code == 400
+        assert response.json() == {"errors": ["rekey already in progress"]}
         status = server.request("GET", "sys/rekey/init").json()
         assert (status["t"], status["n"]) == (3, 5)
 
@@ -334,8 +334,8 @@ class TestRekey:
         for key in body["keys"][2:5]:
             unseal(server, {"key": key})
         assert seal_status(server)["sealed"] is False
-        kept = server.request("GET", "secret/data/kept").json()["data"]["data"]
-        assert kept == {"v": "before"}
+        value = server.request("GET", "secret/data/kept").json()["data"]["data"]
+        assert value == {"v": "before"}
 
 
 def test_classic_rekey_without_token_when_enabled(tmp_path: Path) -> None:

@@ -26,11 +26,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def assert_error(answer: requests.Response, status: int) -> list[str]:
+def assert_error(response: requests.Response, status: int) -> list[str]:
     """Check the error shape and return its messages."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["Content-Type"] == JSON
-    body = answer.json()
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == JSON
+    body = response.json()
     assert isinstance(body["errors"], list)
     return body["errors"]
 
@@ -57,26 +57,26 @@ def test_missing_token_is_403(server: ServerProcess) -> None:
 
 
 def test_unknown_token_is_403(server: ServerProcess) -> None:
-    answer = server.request("GET", "secret/data/x", token="hvs." + "A" * 24)
-    assert assert_error(answer, 403) == ["permission denied"]
+    response = server.request("GET", "secret/data/x", token="hvs." + "A" * 24)
+    assert assert_error(response, 403) == ["permission denied"]
 
 
 def test_unknown_token_on_unknown_mount_is_403(server: ServerProcess) -> None:
     # Without a valid token nothing reveals which mounts exist.
-    answer = server.request("GET", "nosuchmount/key", token="hvs.bogus")
-    assert_error(answer, 403)
+    response = server.request("GET", "nosuchmount/key", token="hvs.bogus")
+    assert_error(response, 403)
 
 
 def test_bearer_token_is_accepted(server: ServerProcess) -> None:
     headers = {"Authorization": f"Bearer {server.root_token}"}
-    answer = server.request("GET", "sys/mounts", token=None, headers=headers)
-    assert answer.status_code == 200
-    assert "secret/" in answer.json()["data"]
+    response = server.request("GET", "sys/mounts", token=None, headers=headers)
+    assert response.status_code == 200
+    assert "secret/" in response.json()["data"]
 
 
 def test_malformed_json_is_400(server: ServerProcess) -> None:
-    answer = server.request("POST", "secret/data/x", data=b'{"data": {"a": "b"')
-    errors = assert_error(answer, 400)
+    response = server.request("POST", "secret/data/x", data=b'{"data": {"a": "b"')
+    errors = assert_error(response, 400)
     assert errors[0].startswith("failed to parse JSON input")
 
 
@@ -113,38 +113,38 @@ def test_rejected_writes_store_nothing(server: ServerProcess) -> None:
 
 def test_unknown_fields_named_in_warnings(server: ServerProcess) -> None:
     body = {"data": {"a": "1"}, "bogus": 1, "extra": "x"}
-    answer = server.request("POST", "secret/data/warned", json=body)
-    assert answer.status_code == 200
-    warnings = answer.json()["warnings"]
+    response = server.request("POST", "secret/data/warned", json=body)
+    assert response.status_code == 200
+    warnings = response.json()["warnings"]
     assert warnings == ["Endpoint ignored these unrecognized parameters: [bogus extra]"]
 
 
 def test_unknown_fields_on_empty_success_still_warn(server: ServerProcess) -> None:
-    answer = server.request("POST", "secret/metadata/warned", json={"colour": "red"})
-    assert answer.status_code == 200
-    assert answer.json()["data"] is None
-    assert answer.json()["warnings"] == [
+    response = server.request("POST", "secret/metadata/warned", json={"colour": "red"})
+    assert response.status_code == 200
+    assert response.json()["data"] is None
+    assert response.json()["warnings"] == [
         "Endpoint ignored these unrecognized parameters: [colour]"
     ]
 
 
 def test_errors_content_type_is_exact(server: ServerProcess) -> None:
-    answers = [
+    responses = [
         server.request("GET", "nosuchmount/x"),
         server.request("GET", "secret/data/x", token=None),
         server.request("POST", "secret/data/x", data=b"{"),
         server.request("GET", "secret/delete/x"),
         server.request("PATCH", "secret/data/x", json={"data": {}}),
     ]
-    assert [a.status_code for a in answers] == [404, 403, 400, 405, 415]
-    for answer in answers:
-        assert answer.headers["Content-Type"] == JSON
-        assert set(answer.json()) == {"errors"}
+    assert [a.status_code for a in responses] == [404, 403, 400, 405, 415]
+    for response in responses:
+        assert response.headers["Content-Type"] == JSON
+        assert set(response.json()) == {"errors"}
 
 
 def test_success_content_type_is_exact(server: ServerProcess) -> None:
-    answer = server.request("GET", "sys/mounts")
-    assert answer.headers["Content-Type"] == JSON
+    response = server.request("GET", "sys/mounts")
+    assert response.headers["Content-Type"] == JSON
 
 
 def test_empty_list_is_404(server: ServerProcess) -> None:
@@ -164,26 +164,26 @@ def test_list_method_and_query_agree(server: ServerProcess) -> None:
 
 
 def test_empty_success_is_204(server: ServerProcess) -> None:
-    answers = [
+    responses = [
         server.request("POST", "sys/mounts/tmp204", json={"type": "kv"}),
         server.request("POST", "secret/metadata/s204", json={"max_versions": 2}),
         server.request("DELETE", "secret/metadata/s204"),
         server.request("DELETE", "sys/mounts/tmp204"),
         server.request("POST", "sys/rotate"),
     ]
-    for answer in answers:
-        assert answer.status_code == 204
-        assert answer.content == b""
+    for response in responses:
+        assert response.status_code == 204
+        assert response.content == b""
 
 
 def test_deleted_version_is_404_with_metadata(server: ServerProcess) -> None:
     server.request("POST", "secret/data/soft", json={"data": {"v": "1"}})
     server.request("DELETE", "secret/data/soft")
-    answer = server.request("GET", "secret/data/soft")
+    response = server.request("GET", "secret/data/soft")
 
-    assert answer.status_code == 404
-    assert answer.headers["Content-Type"] == JSON
-    body = answer.json()
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == JSON
+    body = response.json()
     assert body["data"]["data"] is None
     assert body["data"]["metadata"]["version"] == 1
     assert body["data"]["metadata"]["destroyed"] is False
@@ -196,10 +196,10 @@ def test_deleted_version_is_404_with_metadata(server: ServerProcess) -> None:
 def test_destroyed_version_is_404_with_metadata(server: ServerProcess) -> None:
     server.request("POST", "secret/data/hard", json={"data": {"v": "1"}})
     server.request("POST", "secret/destroy/hard", json={"versions": [1]})
-    answer = server.request("GET", "secret/data/hard")
+    response = server.request("GET", "secret/data/hard")
 
-    assert answer.status_code == 404
-    body = answer.json()
+    assert response.status_code == 404
+    body = response.json()
     assert body["data"]["data"] is None
     assert body["data"]["metadata"]["destroyed"] is True
     assert body["data"]["metadata"]["deletion_time"] == ""
@@ -244,8 +244,8 @@ def test_json_null_counts_as_unset(server: ServerProcess) -> None:
     assert meta["cas_required"] is True
 
     write = {"data": {"a": "1"}, "options": None}
-    answer = server.request("POST", "secret/data/plain-null", json=write)
-    assert answer.status_code == 200
+    response = server.request("POST", "secret/data/plain-null", json=write)
+    assert response.status_code == 200
 
     tune = {"default_lease_ttl": None, "description": None}
     assert (
@@ -266,8 +266,8 @@ def test_key_status_term_rises_on_rotate(server: ServerProcess) -> None:
 
 def test_oversized_body_is_413_and_server_answers(server: ServerProcess) -> None:
     big = b'{"data":{"a":"' + b"x" * (40 << 20) + b'"}}'
-    answer = server.request("POST", "secret/data/big", data=big)
-    assert assert_error(answer, 413) == ["http: request body too large"]
+    response = server.request("POST", "secret/data/big", data=big)
+    assert assert_error(response, 413) == ["http: request body too large"]
 
     started = time.monotonic()
     health = server.request("GET", "sys/health", token=None)
@@ -283,8 +283,8 @@ def test_chunked_body_over_limit_is_413(server: ServerProcess) -> None:
             yield b"x" * 65536
         yield b'"}}'
 
-    answer = server.request("POST", "secret/data/chunked", data=chunks())
-    assert assert_error(answer, 413) == ["http: request body too large"]
+    response = server.request("POST", "secret/data/chunked", data=chunks())
+    assert assert_error(response, 413) == ["http: request body too large"]
     assert server.request("GET", "secret/data/chunked").status_code == 404
 
 
@@ -306,8 +306,8 @@ def test_configured_body_limit(tmp_path: Path) -> None:
     config.write_text(text)
     small.start()
     try:
-        answer = small.request("PUT", "sys/init", token=None, data=b" " * 2049)
-        assert_error(answer, 413)
+        response = small.request("PUT", "sys/init", token=None, data=b" " * 2049)
+        assert_error(response, 413)
         small.init_and_unseal(1, 1)
         assert small.request("GET", "sys/mounts").status_code == 200
     finally:
@@ -359,16 +359,16 @@ def test_envelope_keys(server: ServerProcess) -> None:
 
 
 def test_no_body_counts_as_empty(server: ServerProcess) -> None:
-    answer = server.request("POST", "sys/rotate", data=b"")
-    assert answer.status_code == 204
+    response = server.request("POST", "sys/rotate", data=b"")
+    assert response.status_code == 204
     null_body = server.request("POST", "sys/rotate", data=b"null")
     assert null_body.status_code == 204
 
 
 def test_log_lines_carry_request_id(server: ServerProcess) -> None:
-    answer = server.request("POST", "sys/mounts/logged", json={"type": "kv"})
-    assert answer.status_code == 204
-    request_id = answer.headers["X-Request-Id"]
+    response = server.request("POST", "sys/mounts/logged", json={"type": "kv"})
+    assert response.status_code == 204
+    request_id = response.headers["X-Request-Id"]
 
     lines = server.log_path.read_text().splitlines()
     mounted = [line for line in lines if "mounted kv engine at logged/" in line]

@@ -128,8 +128,8 @@ def get_json(
     )
     try:
         connection.request("GET", f"/v1/{path}")
-        answer = connection.getresponse()
-        return answer.status, json.loads(answer.read())
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
     finally:
         connection.close()
 
@@ -138,7 +138,8 @@ def get_json(
 def test_tls10_and_tls11_rejected(
     tls_server: ServerProcess, pki: PKIFiles, maximum: ssl.TLSVersion
 ) -> None:
-    assert ssl.HAS_TLSv1 and ssl.HAS_TLSv1_1
+    assert ssl.HAS_TLSv1
+    assert ssl.HAS_TLSv1_1
     context = client_context(pki, ssl.TLSVersion.TLSv1, maximum)
     with pytest.raises(ssl.SSLError) as failure:
         handshake(tls_server, context)

@@ -188,12 +188,14 @@ def _check_kv_version(entry: MountEntry, options: dict[str, str]) -> None:
     if entry.type != "kv":
         return
     current = entry.options.get("version", "1")
-    wanted = options.get("version", current)
-    if wanted not in ("1", "2"):
-        raise BadRequest(f"invalid kv version {wanted!r} in options: expected 1 or 2")
-    if wanted < current:
+    requested = options.get("version", current)
+    if requested not in ("1", "2"):
+        raise BadRequest(
+            f"invalid kv version {requested!r} in options: expected 1 or 2"
+        )
+    if requested < current:
         raise BadRequest(f"cannot downgrade mount from version {current}")
-    if wanted > current:
+    if requested > current:
         # TODO: migrate the version 1 keys into the version 2 layout, as Vault
         # does, instead of rejecting the upgrade.
         raise BadRequest(
