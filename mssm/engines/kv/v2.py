@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -50,12 +49,17 @@ METADATA_FIELDS = {
     "custom_metadata": Field(ANY),
 }
 VERSIONS_FIELDS = {"versions": Field(ANY)}
+LOCK_STRIPES = 64
 
 
 class KVv2Engine(Engine):
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # A fixed set of locks, picked by key, serialises the read-modify-write
+        # of one key's metadata without keeping a lock for every key ever seen.
+        # NOTE: they serialise writers in this process only; several worker
+        # processes on one storage could both pass the same check-and-set.
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
         key = "(?P<path>.+)"
         self.routes = [
             Route(
@@ -107,6 +111,9 @@ class KVv2Engine(Engine):
                 "(?P<path>.*)", {op: self.wrong_path for op in _VERBS}, free_form=True
             ),
         ]
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks[hash(key) % LOCK_STRIPES]
 
     # -- storage helpers -----------------------------------------------------
 
@@ -163,7 +170,7 @@ class KVv2Engine(Engine):
         if "data" not in data:
             raise BadRequest("no data provided: the body needs a 'data' object")
         key = data["path"]
-        async with self._locks[key]:
+        async with self._lock(key):
             return await self._write_version(key, data["data"], data.get("options"))
 
     async def _write_version(
@@ -198,7 +205,7 @@ class KVv2Engine(Engine):
         if "data" not in data:
             raise BadRequest("no data provided: the body needs a 'data' object")
         key = data["path"]
-        async with self._locks[key]:
+        async with self._lock(key):
             meta = await self.load_metadata(key)
             if meta is None or not meta.current_version:
                 raise NotFound()
@@ -212,7 +219,7 @@ class KVv2Engine(Engine):
 
     async def delete_latest(self, req: Request, data: dict) -> None:
         key = data["path"]
-        async with self._locks[key]:
+        async with self._lock(key):
             meta = await self.load_metadata(key)
             if meta is None:
                 return
@@ -235,7 +242,7 @@ class KVv2Engine(Engine):
     async def _change_versions(self, data: dict, change: Any) -> None:
         versions = _version_numbers(data.get("versions"))
         key = data["path"]
-        async with self._locks[key]:
+        async with self._lock(key):
             meta = await self.load_metadata(key)
             if meta is None:
                 return
@@ -285,7 +292,7 @@ class KVv2Engine(Engine):
         if not key:
             raise _with_warning(NotFound(ROOT_WARNING), ROOT_WARNING)
         settings = _metadata_settings(data)
-        async with self._locks[key]:
+        async with self._lock(key):
             meta = await self.load_metadata(key)
             if meta is None:
                 if not replace_custom:
@@ -299,7 +306,7 @@ class KVv2Engine(Engine):
         key = data.get("path", "")
         if not key:
             raise _with_warning(NotFound(ROOT_WARNING), ROOT_WARNING)
-        async with self._locks[key]:
+        async with self._lock(key):
             meta = await self.load_metadata(key)
             if meta is None:
                 return
