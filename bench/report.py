@@ -51,6 +51,7 @@ def write_markdown(record: RunRecord, report: Path, chart: Path | None) -> None:
         _header(record),
         _targets(record.targets),
         _scenarios(record.results),
+        _ratios(record.results),
         _library_floors(record),
         _scaling(record.scale),
         _unseal(record.unseal),
@@ -108,49 +109,76 @@ def _targets(checks: list[TargetCheck]) -> str:
 def _ratio(numerator: float, denominator: float) -> str:
     if not numerator or not denominator:
         return "-"
-    return f"{numerator / denominator:.2f}x"
+    return f"{numerator / denominator:.2f}"
 
 
 def _scenarios(results: list[Measurement]) -> str:
     lines = [
         "## Scenarios",
         "",
-        "Ratios are MSSM's requests per second divided by OpenBao's and by the",
-        "floor's for the same scenario. CPU is the server's user plus system",
-        "time per request, from /proc/PID/stat before and after the run.",
+        "CPU is the server's user plus system time per request, read from",
+        "/proc/PID/stat before and after the measured run.",
         "",
-        "| Scenario | Conns | Server | req/s | p50 ms | p99 ms | CPU ms/req "
-        "| vs OpenBao | vs floor | Notes |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| Scenario | Conns | Server | req/s | p50 ms | p99 ms | CPU ms/req | Notes |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for result in results:
-        lines.append(_scenario_row(result, results))
+        lines.append(_scenario_row(result))
     return "\n".join(lines) + "\n"
 
 
-def _scenario_row(result: Measurement, results: list[Measurement]) -> str:
+def _scenario_row(result: Measurement) -> str:
     system = SYSTEM_NAMES[result.system]
     head = f"| {result.title} | {result.connections} | {system} |"
     if not result.ok:
-        return head + f" not available | | | | | | {_cell(result.reason)} |"
+        return head + f" not available | | | | {_cell(result.reason)} |"
 
-    vs_bao = vs_floor = ""
-    if result.system == MSSM:
-        bao = find(results, result.scenario, OPENBAO)
-        floor = find(results, result.scenario, FLOOR)
-        vs_bao = _ratio(result.requests_per_s, bao.requests_per_s if bao else 0)
-        vs_floor = _ratio(result.requests_per_s, floor.requests_per_s if floor else 0)
-
-    latency = (
-        f" {result.p50_ms:.2f} | {result.p99_ms:.2f} |"
-        if result.latency_ms
-        else " - | - |"
-    )
+    if result.latency_ms:
+        latency = f" {result.p50_ms:.2f} | {result.p99_ms:.2f} |"
+    else:
+        latency = " - | - |"
     return (
         f"{head} {result.requests_per_s:,.0f} |{latency}"
-        f" {result.cpu_per_request_ms:.3f} | {vs_bao} | {vs_floor} |"
-        f" {_cell(result.note)} |"
+        f" {result.cpu_per_request_ms:.3f} | {_cell(result.note)} |"
     )
+
+
+def _ratios(results: list[Measurement]) -> str:
+    lines = [
+        "## MSSM relative to OpenBao and to the floor",
+        "",
+        "Each figure is MSSM's divided by the other server's in the same",
+        "scenario: above 1 is better for req/s, below 1 is better for latency",
+        "and CPU per request.",
+        "",
+        "| Scenario | Conns | req/s vs OpenBao | p50 | p99 | CPU/req "
+        "| req/s vs floor | p50 | p99 | CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        if result.system == MSSM:
+            lines.append(_ratio_row(result, results))
+    return "\n".join(lines) + "\n"
+
+
+def _ratio_row(mssm: Measurement, results: list[Measurement]) -> str:
+    head = f"| {mssm.title} | {mssm.connections} |"
+    if not mssm.ok:
+        return head + " not available | | | | | | | |"
+
+    cells = []
+    for system in (OPENBAO, FLOOR):
+        other = find(results, mssm.scenario, system)
+        if other is None:
+            cells += ["-"] * 4
+            continue
+        cells += [
+            _ratio(mssm.requests_per_s, other.requests_per_s),
+            _ratio(mssm.p50_ms, other.p50_ms),
+            _ratio(mssm.p99_ms, other.p99_ms),
+            _ratio(mssm.cpu_per_request_ms, other.cpu_per_request_ms),
+        ]
+    return head + "".join(f" {cell} |" for cell in cells)
 
 
 def _cell(text: str) -> str:

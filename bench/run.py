@@ -5,8 +5,8 @@
     python -m bench.run --full     # standard plus the 1M-secret step
     python -m bench.run --smoke    # 1-second KV read on MSSM and the floor
 
-It writes BENCHMARKS.md at the repository root, and results.json and
-chart.png under bench/results/, unless --report and --results say otherwise.
+It writes BENCHMARKS.md at the repository root and results.json and
+chart.png under bench/results/, or where --report and --results point.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     mode.add_argument(
         "--smoke", action="store_true", help="1-second KV read, MSSM and floor only"
     )
+
     parser.add_argument(
         "--report", type=Path, default=DEFAULT_REPORT, help="Markdown report path"
     )
@@ -57,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=DEFAULT_RESULTS,
         help="directory for results.json and chart.png",
     )
+
     parser.add_argument(
         "--scenarios", default="", help="comma-separated scenario keys to run"
     )
@@ -96,19 +98,19 @@ def choose_plan(args: argparse.Namespace) -> Plan:
 
 
 def select_scenarios(plan: Plan, keys: str) -> list[Scenario]:
-    wanted = [key for key in keys.split(",") if key] or plan.scenario_keys
+    requested = [key for key in keys.split(",") if key] or plan.scenario_keys
     scenarios = all_scenarios()
-    if wanted is None:
+    if requested is None:
         return scenarios
 
     known = {scenario.key for scenario in scenarios}
-    unknown = sorted(set(wanted) - known)
+    unknown = sorted(set(requested) - known)
     if unknown:
         choices = ", ".join(sorted(known))
         raise SystemExit(
             f"unknown scenario {', '.join(unknown)}; choose from {choices}"
         )
-    return [scenario for scenario in scenarios if scenario.key in wanted]
+    return [scenario for scenario in scenarios if scenario.key in requested]
 
 
 def machine_info(plan: Plan, cores: Cores) -> dict[str, str]:

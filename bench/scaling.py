@@ -9,6 +9,8 @@ server's resident memory.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,13 @@ from bench.servers import MSSM, Fleet, ServerError, VaultServer
 logger = logging.getLogger("bench.scaling")
 
 API_FILL = "API, 64 connections"
+STORAGE_FILL = "MSSM core in-process, SQLite without fsync"
+# A step whose API fill would take longer than this, at the rate the previous
+# step measured, is written through bench.storagefill instead (MSSM only).
+API_FILL_BUDGET_S = 60.0
+# OpenBao can only be filled through its API, about 2,000 writes/s on one
+# core here, so it stops at this size to keep the run within its budget.
+OPENBAO_MAX_SIZE = 100_000
 
 
 @dataclass
@@ -65,64 +74,98 @@ def _scale_one(
     server: VaultServer, plan: Plan, fleet: Fleet, script_dir: Path
 ) -> list[ScalePoint]:
     points = []
+    api_rate = 0.0
     for size in plan.scale_sizes:
+        if server.system != MSSM and size > OPENBAO_MAX_SIZE:
+            print(f"scaling: {server.name} stops at {OPENBAO_MAX_SIZE:,} secrets")
+            break
         print(f"scaling: filling {server.name} to {size:,} secrets", flush=True)
-        started = time.perf_counter()
         try:
-            fixtures.kv_secrets(server, size)
-        except Unavailable as exc:
+            method, seconds, rate = _fill(server, size, api_rate)
+        except (Unavailable, ServerError, RuntimeError) as exc:
             logger.warning("scaling stopped for %s at %d: %s", server.name, size, exc)
             break
-        fill_seconds = time.perf_counter() - started
+        api_rate = rate or api_rate
 
-        read = _measure(
-            server,
-            "kv-read",
-            f"KV v2 read, {size:,} secrets",
-            plan,
-            fleet,
-            script_dir,
-            size,
-        )
-        lookup = _measure(
-            server,
-            "token-lookup-self",
-            f"Token lookup-self, {size:,} secrets",
-            plan,
-            fleet,
-            script_dir,
-            size,
-        )
+        read = _measure(server, "kv-read", size, plan, fleet, script_dir)
+        lookup = _measure(server, "token-lookup-self", size, plan, fleet, script_dir)
         point = ScalePoint(
-            server.system,
-            size,
-            API_FILL,
-            fill_seconds,
-            read,
-            lookup,
-            server.rss_bytes(),
+            server.system, size, method, seconds, read, lookup, server.rss_bytes()
         )
-        print(
-            f"scaling: {server.system} {size:,} secrets: read p99 "
-            f"{read.p99_ms:.2f} ms, lookup p99 {lookup.p99_ms:.2f} ms, "
-            f"RSS {point.rss_bytes / 2**20:.0f} MiB",
-            flush=True,
-        )
+        _print_point(point)
         points.append(point)
     return points
+
+
+def _fill(server: VaultServer, size: int, api_rate: float) -> tuple[str, float, float]:
+    """Fill to size secrets; return the method, the seconds and the API rate."""
+    current = server.fixtures.get("kv:bench", 0)
+    missing = size - current
+    started = time.perf_counter()
+    if server.system == MSSM and api_rate and missing / api_rate > API_FILL_BUDGET_S:
+        _storage_fill(server, current, size)
+        return STORAGE_FILL, time.perf_counter() - started, 0.0
+
+    fixtures.kv_secrets(server, size)
+    seconds = time.perf_counter() - started
+    return API_FILL, seconds, missing / seconds if seconds else 0.0
+
+
+def _storage_fill(server: VaultServer, start: int, stop: int) -> None:
+    server.stop()
+    command = [
+        sys.executable,
+        "-m",
+        "bench.storagefill",
+        "--config",
+        str(server.config_path),
+        "--unseal-key",
+        server.unseal_key,
+        "--token",
+        server.api.token,
+        "--start",
+        str(start),
+        "--stop",
+        str(stop),
+        "--value",
+        fixtures.SECRET_VALUE,
+    ]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    finally:
+        server.restart()
+        server.unseal()
+    if completed.returncode != 0:
+        raise RuntimeError(f"storage fill failed: {completed.stderr.strip()[-500:]}")
+    server.fixtures["kv:bench"] = stop
+
+
+def _print_point(point: ScalePoint) -> None:
+    read, lookup = point.kv_read, point.token_lookup
+    read_p99 = f"{read.p99_ms:.2f} ms" if read.ok else "n/a"
+    lookup_p99 = f"{lookup.p99_ms:.2f} ms" if lookup.ok else "n/a"
+    print(
+        f"scaling: {point.system} {point.size:,} secrets filled in "
+        f"{point.fill_seconds:.1f} s ({point.fill_method}): read p99 {read_p99}, "
+        f"lookup p99 {lookup_p99}, RSS {point.rss_bytes / 10**6:.0f} MB",
+        flush=True,
+    )
 
 
 def _measure(
     server: VaultServer,
     key: str,
-    title: str,
+    size: int,
     plan: Plan,
     fleet: Fleet,
     script_dir: Path,
-    size: int,
 ) -> Measurement:
+    title = "KV v2 read" if key == "kv-read" else "Token lookup-self"
     result = Measurement(
-        scenario=f"{key}-{size}", title=title, system=server.system, connections=16
+        scenario=f"{key}-{size}",
+        title=f"{title}, {size:,} secrets",
+        system=server.system,
+        connections=16,
     )
     try:
         spec = kv_read(server, size) if key == "kv-read" else token_lookup_self(server)

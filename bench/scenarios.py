@@ -1,4 +1,4 @@
-"""The scenarios: what each one asks of MSSM and of OpenBao.
+"""The scenarios: the requests each one sends to MSSM and to OpenBao.
 
 A scenario's build function prepares a server (keys, secrets, leases) and
 returns the request wrk repeats against it. OpenBao has no JWT paths, so
@@ -22,7 +22,10 @@ from bench.wrk import RequestSpec
 HTTP_FLOOR = "http"
 POSTGRES_FLOOR = "psycopg"
 KV_KEYS = 1000
-RENEW_LEASES = 32
+# More leases than connections, renewed in turn: concurrent renewals of one
+# lease are a different test, and MSSM 0.1 fails some of them (PostgreSQL
+# "tuple concurrently updated" from parallel ALTER ROLE).
+RENEW_LEASES = 64
 RENEW_INCREMENT_S = 3600
 
 

@@ -52,7 +52,7 @@ DISK_STORAGE = "raft"
 
 
 class ServerError(Exception):
-    """A server failed to start, answer, or initialise."""
+    """A server failed to start, respond or initialise."""
 
 
 @dataclass
@@ -200,7 +200,7 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise ServerError(
-            f"{self.name} did not answer on port {self.port} within "
+            f"{self.name} did not respond on port {self.port} within "
             f"{READY_TIMEOUT_S} s; log {self.log_path}:\n{self.log_tail()}"
         )
 
@@ -270,6 +270,12 @@ class VaultServer(ServerProcess):
 
     def close_clients(self) -> None:
         self.api.close()
+
+    def audit_log_size(self) -> int:
+        try:
+            return self.audit_log.stat().st_size
+        except OSError:
+            return 0
 
     def start(self) -> None:
         self.write_config()

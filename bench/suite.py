@@ -92,9 +92,15 @@ class Suite:
             result.status = UNAVAILABLE
             result.reason = str(exc).splitlines()[0]
             return result
-        return measure(
+        audit_before = server.audit_log_size()
+        measure(
             server, spec, result, self.timing, self.fleet.cores.load, self.script_dir
         )
+        if server.audit and result.ok and server.audit_log_size() <= audit_before:
+            # Without this check a server whose audit device silently writes
+            # nothing would be compared with OpenBao's audited figures.
+            result.note = _join(result.note, "audit log did not grow during the run")
+        return result
 
     def _floor(self, scenario: Scenario, result: Measurement) -> Measurement:
         if scenario.floor != HTTP_FLOOR:
@@ -146,6 +152,10 @@ class Suite:
             result.cpu_seconds = floor.cpu_seconds
             self._postgres_floor = result
         return _copy_for(self._postgres_floor, result)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _copy_for(source: Measurement, target: Measurement) -> Measurement:

@@ -24,7 +24,8 @@ class RequestSpec:
 
     With key_count set, each request appends a random integer in
     [0, key_count) to path, so reads spread over that many stored keys.
-    With bodies set, each request sends one of them, chosen at random.
+    With bodies set, requests send them in turn, so no two requests in
+    flight share a body while there are more bodies than connections.
     """
 
     method: str
@@ -99,7 +100,7 @@ def lua_script(spec: RequestSpec) -> str:
     if spec.key_count:
         lines += _random_key_request(spec)
     elif spec.bodies:
-        lines += _random_body_request(spec)
+        lines += _cycled_body_request(spec)
     else:
         lines.append(f"wrk.path = {lua_string(spec.path)}")
     return "\n".join(lines) + "\n"
@@ -116,15 +117,16 @@ def _random_key_request(spec: RequestSpec) -> list[str]:
     ]
 
 
-def _random_body_request(spec: RequestSpec) -> list[str]:
+def _cycled_body_request(spec: RequestSpec) -> list[str]:
     quoted = ",\n  ".join(lua_string(body) for body in spec.bodies)
     return [
         'wrk.headers["Content-Type"] = "application/json"',
         f"local path = {lua_string(spec.path)}",
         f"local bodies = {{\n  {quoted}\n}}",
-        "math.randomseed(os.time())",
+        "local next_body = 0",
         "request = function()",
-        "  return wrk.format(nil, path, nil, bodies[math.random(#bodies)])",
+        "  next_body = next_body % #bodies + 1",
+        "  return wrk.format(nil, path, nil, bodies[next_body])",
         "end",
     ]
 

@@ -1,7 +1,8 @@
 """A seconds-long run of the benchmark driver, so CI notices when it breaks.
 
-The run starts a real MSSM server and the floor server and loads them with
-wrk for one second each; the figures themselves are not checked here.
+The run starts a real MSSM server and the floor server and loads each with
+wrk for one second. The test checks that the report has figures, not what
+they are.
 """
 
 from __future__ import annotations
