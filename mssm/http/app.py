@@ -132,6 +132,9 @@ class App:
         }
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         body = await self._read_body(headers, receive)
+        if operation in (UPDATE, PATCH) and path.endswith("/"):
+            # A key cannot end in '/': that is a folder, as Vault rules it.
+            raise BadRequest("cannot write to a path ending in '/'")
         if operation == PATCH:
             _check_patch_content_type(headers)
         data = _parse_body(body) if body else {}

@@ -555,6 +555,10 @@ def test_kv_write_read_versions(pair: Pair) -> None:
     pair.compare("POST", "secret/data/app/db", {"data": "not-an-object"})
     pair.compare("POST", "secret/data/app/db", {"data": {}, "bogus": 1})
     pair.compare("GET", "secret/subkeys/app/db")
+    pair.compare("POST", "secret/data/folder/", {"data": {"x": "1"}})
+    pair.compare("POST", "secret/metadata/folder/", {"max_versions": 1})
+    pair.compare("GET", "secret/data/folder/")
+    pair.compare("POST", "sys/mounts/trailing/", {"type": "kv"})
 
 
 def test_kv_list(pair: Pair) -> None:

@@ -374,3 +374,20 @@ def test_log_lines_carry_request_id(server: ServerProcess) -> None:
     mounted = [line for line in lines if "mounted kv engine at logged/" in line]
     assert len(mounted) == 1
     assert mounted[0].endswith(f"request_id={request_id}")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "secret/data/folder/", {"data": {"a": "1"}}),
+        ("PUT", "secret/metadata/folder/", {"max_versions": 1}),
+        ("POST", "sys/mounts/trailing/", {"type": "kv"}),
+    ],
+)
+def test_write_to_folder_path_is_400(
+    server: ServerProcess, method: str, path: str, body: dict
+) -> None:
+    response = server.request(method, path, json=body)
+    assert assert_error(response, 400) == ["cannot write to a path ending in '/'"]
+    assert server.request("GET", "secret/metadata/folder").status_code == 404
+    assert "trailing/" not in server.request("GET", "sys/mounts").json()["data"]
