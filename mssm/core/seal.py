@@ -191,6 +191,10 @@ class SealManager:
             logger.warning("rekey share set rejected: invalid key")
             raise BadRequest("rekey failed: invalid key; progress reset")
         new_key = aead.generate_key()
+        # NOTE: the new shares exist only in this response. If it never reaches
+        # the operator (a crash, a dropped connection), the old shares no
+        # longer unseal and the new ones are lost; Vault's verification step
+        # (require_verification) is not implemented.
         await self.barrier.replace_unseal_key(old_key, new_key)
         await self._store_config(
             SealConfig(operation.secret_shares, operation.secret_threshold)
