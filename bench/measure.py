@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from bench.api import Unavailable
-from bench.servers import ServerProcess
+from bench.process import ServerProcess
 from bench.wrk import RequestSpec, WrkError, lua_script, run_wrk
 
 logger = logging.getLogger("bench.measure")
@@ -73,14 +73,17 @@ def probe(server: ServerProcess, spec: RequestSpec) -> None:
     verify: str | bool = str(server.tls[0]) if server.tls else True
     with requests.Session() as session:
         session.trust_env = False
-        response = session.request(
-            spec.method,
-            server.url + path,
-            data=body,
-            headers={**spec.headers, "Content-Type": "application/json"},
-            verify=verify,
-            timeout=PROBE_TIMEOUT_S,
-        )
+        try:
+            response = session.request(
+                spec.method,
+                server.url + path,
+                data=body,
+                headers={**spec.headers, "Content-Type": "application/json"},
+                verify=verify,
+                timeout=PROBE_TIMEOUT_S,
+            )
+        except requests.RequestException as exc:
+            raise Unavailable(f"{spec.method} {path} failed: {exc}") from None
     if not response.ok:
         raise Unavailable(
             f"{spec.method} {path} returned HTTP {response.status_code}: "

@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,10 @@ from pathlib import Path
 
 from bench import fixtures, floors, report
 from bench.plans import FULL, PLANS, QUICK, SMOKE, STANDARD, Plan
+from bench.process import REPO_ROOT, VENV_BIN
 from bench.scaling import run_scaling, run_unseal
 from bench.scenarios import POSTGRES_FLOOR, Scenario, all_scenarios
-from bench.servers import FLOOR, MSSM, OPENBAO, REPO_ROOT, VENV_BIN, Cores, Fleet
+from bench.servers import FLOOR, MSSM, OPENBAO, Cores, Fleet
 from bench.suite import Suite
 from bench.wrk import WrkError, ensure_wrk
 
@@ -191,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    # SIGTERM becomes SystemExit, so the servers are still stopped below.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     cores = Cores.detect()
     if cores.load is not None:
         # Fills and probes from this process stay off the server's core.

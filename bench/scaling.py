@@ -19,8 +19,9 @@ from bench import fixtures, loadgen
 from bench.api import Unavailable
 from bench.measure import UNAVAILABLE, Measurement, measure
 from bench.plans import Plan
+from bench.process import ServerError
 from bench.scenarios import kv_read, token_lookup_self
-from bench.servers import MSSM, Fleet, ServerError, VaultServer
+from bench.servers import MSSM, Fleet, VaultServer
 
 logger = logging.getLogger("bench.scaling")
 

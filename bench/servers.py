@@ -8,34 +8,26 @@ unless a variant turns it off.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from bench import procstat
 from bench.api import VaultAPI
+from bench.process import (
+    READY_TIMEOUT_S,
+    VENV_BIN,
+    ServerError,
+    ServerProcess,
+)
+from bench.tlscert import make_tls_cert
 
 logger = logging.getLogger("bench.servers")
 
 PORT_RANGE = range(18300, 18400)
-READY_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 15
-REPO_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 
 MSSM = "mssm"
 OPENBAO = "openbao"
@@ -49,10 +41,6 @@ MAIN = "main"
 TLS = "tls"
 NO_AUDIT = "noaudit"
 DISK_STORAGE = "raft"
-
-
-class ServerError(Exception):
-    """A server failed to start, respond or initialise."""
 
 
 @dataclass
@@ -91,160 +79,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def make_tls_cert(directory: Path) -> tuple[Path, Path]:
-    """Write a self-signed P-256 certificate for 127.0.0.1; return (cert, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-
-    cert_path = directory / "tls.crt"
-    key_path = directory / "tls.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class ServerProcess:
-    """One server process; subclasses give its command line and readiness check."""
-
-    system = ""
-
-    def __init__(
-        self,
-        name: str,
-        workdir: Path,
-        port: int,
-        core: int | None,
-        tls: tuple[Path, Path] | None = None,
-    ) -> None:
-        self.name = name
-        self.workdir = workdir
-        self.port = port
-        self.tls = tls
-        self.core = core
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{name}.log"
-        self.fixtures: dict[str, Any] = {}
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise ServerError(f"{self.name} is not running")
-        return self.process.pid
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        command = self.command()
-        if self.core is not None:
-            command = ["taskset", "-c", str(self.core), *command]
-        logger.info("starting %s: %s", self.name, " ".join(command))
-
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-            )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with {self.process.returncode} while "
-                    f"starting; log {self.log_path}:\n{self.log_tail()}"
-                )
-            try:
-                if self.ready():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise ServerError(
-            f"{self.name} did not respond on port {self.port} within "
-            f"{READY_TIMEOUT_S} s; log {self.log_path}:\n{self.log_tail()}"
-        )
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(
-                self.log_path.read_text(errors="replace").splitlines()[-lines:]
-            )
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        self.terminate()
-        self.wait_stopped()
-
-    def terminate(self) -> None:
-        """Send SIGTERM without waiting, so several servers can stop at once."""
-        self.close_clients()
-        if self.process is not None and self.process.poll() is None:
-            logger.info("stopping %s (pid %d)", self.name, self.process.pid)
-            self.process.send_signal(signal.SIGTERM)
-
-    def wait_stopped(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            logger.warning(
-                "%s ignored SIGTERM for %d s; killing it", self.name, STOP_TIMEOUT_S
-            )
-            process.kill()
-            process.wait()
-        self.process = None
-
-    def close_clients(self) -> None:
-        """Close keep-alive connections, which would delay a graceful shutdown."""
-
-    def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
-
-    def rss_bytes(self) -> int:
-        return procstat.rss_bytes(self.pid)
 
 
 class VaultServer(ServerProcess):
@@ -519,9 +353,11 @@ class Fleet:
             server.start()
             if isinstance(server, VaultServer):
                 server.bootstrap()
-        except (ServerError, OSError) as exc:
+        except (ServerError, OSError, KeyError, ValueError) as exc:
+            # KeyError and ValueError come from an init response without the
+            # expected keys or JSON.
             server.stop()
-            raise ServerError(f"{server.name} failed to start: {exc}") from None
+            raise ServerError(f"{server.name} failed to start: {exc!r}") from None
         return server
 
     def create(self, system: str, variant: str, name: str) -> ServerProcess:

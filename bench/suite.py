@@ -11,8 +11,9 @@ from bench import fixtures, floors
 from bench.api import Unavailable
 from bench.measure import UNAVAILABLE, Measurement, Timing, measure
 from bench.plans import Plan
+from bench.process import ServerError
 from bench.scenarios import HTTP_FLOOR, KV_KEYS, Scenario
-from bench.servers import FLOOR, MSSM, OPENBAO, TLS, Fleet, ServerError, VaultServer
+from bench.servers import FLOOR, MSSM, OPENBAO, TLS, Fleet, VaultServer
 from bench.wrk import RequestSpec
 
 logger = logging.getLogger("bench.suite")
@@ -52,6 +53,7 @@ class Suite:
         self.progress = Progress(total=len(scenarios) * len(plan.systems))
         self._floor_cache: dict[tuple[str, int, bool], Measurement] = {}
         self._postgres_floor: Measurement | None = None
+        self._kv_body_sizes: dict[str, int] = {}
 
     @property
     def timing(self) -> Timing:
@@ -84,14 +86,19 @@ class Suite:
     ) -> Measurement:
         try:
             server = self.fleet.get(result.system, variant)
-            assert isinstance(server, VaultServer)
+            if not isinstance(server, VaultServer):
+                raise ServerError(f"{server.name} does not serve the Vault API")
+            server.check_running()
+            self._record_kv_size(server)
             spec = scenario.build(server)
-            if result.system == MSSM and not self.fleet.floor_body_size:
-                self.fleet.floor_body_size = fixtures.kv_read_size(server)
         except (ServerError, Unavailable) as exc:
-            result.status = UNAVAILABLE
-            result.reason = str(exc).splitlines()[0]
-            return result
+            return _unavailable(result, str(exc))
+        except Exception as exc:
+            # A scenario the server cannot set up (an unexpected response
+            # shape, say) must not end the run for the other scenarios.
+            logger.exception("setting up %s on %s failed", scenario.key, result.system)
+            return _unavailable(result, f"setup failed: {exc!r}")
+
         audit_before = server.audit_log_size()
         measure(
             server, spec, result, self.timing, self.fleet.cores.load, self.script_dir
@@ -101,6 +108,19 @@ class Suite:
             # nothing would be compared with OpenBao's audited figures.
             result.note = _join(result.note, "audit log did not grow during the run")
         return result
+
+    def _record_kv_size(self, server: VaultServer) -> None:
+        """Size the floor's body like MSSM's KV read, or OpenBao's without MSSM."""
+        if server.system in self._kv_body_sizes:
+            return
+        try:
+            size = fixtures.kv_read_size(server)
+        except Unavailable as exc:
+            logger.warning("cannot size the floor body from %s: %s", server.name, exc)
+            size = 0
+        self._kv_body_sizes[server.system] = size
+        if size and (server.system == MSSM or not self.fleet.floor_body_size):
+            self.fleet.floor_body_size = size
 
     def _floor(self, scenario: Scenario, result: Measurement) -> Measurement:
         if scenario.floor != HTTP_FLOOR:
@@ -116,9 +136,7 @@ class Suite:
         try:
             server = self.fleet.get(FLOOR, scenario.variant)
         except ServerError as exc:
-            result.status = UNAVAILABLE
-            result.reason = str(exc).splitlines()[0]
-            return result
+            return _unavailable(result, str(exc))
         measured = measure(
             server, spec, result, self.timing, self.fleet.cores.load, self.script_dir
         )
@@ -152,6 +170,12 @@ class Suite:
             result.cpu_seconds = floor.cpu_seconds
             self._postgres_floor = result
         return _copy_for(self._postgres_floor, result)
+
+
+def _unavailable(result: Measurement, reason: str) -> Measurement:
+    result.status = UNAVAILABLE
+    result.reason = reason.splitlines()[0] if reason else "unknown error"
+    return result
 
 
 def _join(*notes: str) -> str:

@@ -26,6 +26,24 @@ def _require_wrk() -> None:
         pytest.fail(f"the benchmark smoke test needs wrk: {exc}")
 
 
+def _run_driver(command: list[str]) -> tuple[int, str]:
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=SMOKE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets the driver stop the servers it started.
+        process.terminate()
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"the smoke run took over {SMOKE_TIMEOUT_S} s:\n{output}")
+    return process.returncode, output
+
+
 def _table_row(report: str, scenario: str, server: str) -> list[str]:
     for line in report.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -55,17 +73,9 @@ def test_smoke_run_reports_kv_read(tmp_path: Path) -> None:
         str(tmp_path / "results"),
     ]
 
-    completed = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT_S,
-        check=False,
-    )
+    returncode, output = _run_driver(command)
 
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
+    assert returncode == 0, output
     report = report_path.read_text()
     mssm = _table_row(report, "KV v2 read", "MSSM")
     floor = _table_row(report, "KV v2 read", "floor")
