@@ -20,7 +20,8 @@ from mssm.core.mounts import MOUNT_TABLE_PATH, MountEntry, MountTable
 from mssm.core.policy import PolicyStore
 from mssm.core.request import CREATE, LIST, UPDATE, Request, Response
 from mssm.core.seal import SealManager
-from mssm.core.tokens import TokenStore
+from mssm.core.tokens import EXHAUSTED, TokenStore
+from mssm.core.wrapping import WrappingStore
 from mssm.engines.base import Engine, EngineContext, Route
 from mssm.storage.base import Backend
 
@@ -51,6 +52,8 @@ SUDO_PREFIXES = (
     "sys/config/auditing",
     "sys/remount",
     "sys/storage/",
+    "sys/generate-root",
+    "sys/auth/",
     "sys/rekey",
 )
 INTERNAL_MOUNTS = ("sys/", "auth/token/")
@@ -69,6 +72,8 @@ class Core:
         self.policies = PolicyStore(StorageView(self.barrier, "sys/policy/"))
         self.audit = AuditBroker()
         self.leases = LeaseManager(self)
+        wrap_storage = StorageView(self.barrier, "sys/wrap/")
+        self.wrapping = WrappingStore(wrap_storage, self.tokens)
         self.clock = _clock(config.test_clock_offset)
         self.engine_types = _load_engine_types()
         self._build_internal_engines()
@@ -227,6 +232,7 @@ class Core:
     async def _authenticate(self, req: Request) -> None:
         entry = await self.tokens.lookup(req.client_token or "", self.clock())
         if entry is None:
+            await self.audit.log_rejected(req, "permission denied")
             raise PermissionDenied()
         req.token = entry
 
@@ -234,10 +240,11 @@ class Core:
         decision = await self.policies.check(
             req.token.policies, req.path, req.operation
         )
-        if not decision.allowed:
+        if not decision.allowed or (_needs_sudo(req.path) and not decision.sudo):
+            await self.audit.log_rejected(req, "permission denied")
             raise PermissionDenied()
-        if _needs_sudo(req.path) and not decision.sudo:
-            raise PermissionDenied()
+        if req.token.num_uses > 0:
+            await self.tokens.use(req.token)
 
     async def _execute(self, req: Request, engine: Engine, route: Route) -> Response:
         await self.audit.log_request(req)
@@ -245,9 +252,15 @@ class Core:
             resp = await engine.handle(req, route)
             if resp.secret is not None:
                 await self.leases.register(req, resp)
+            if req.wrap_ttl is not None:
+                resp = await self.wrapping.wrap(req, resp, self.clock())
         except Exception as exc:
             await self.audit.log_response(req, None, exc)
             raise
+        finally:
+            # A token's last permitted use ends it once the request is done.
+            if req.token is not None and req.token.num_uses == EXHAUSTED:
+                await self.tokens.revoke_tree(req.token.id_hash, "use limit reached")
         await self.audit.log_response(req, resp, None)
         return resp
 
