@@ -25,12 +25,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def bao(server: ServerProcess, home: Path, *args: str) -> subprocess.CompletedProcess:
+def bao(
+    server: ServerProcess, home: Path, *args: str, token: str = ""
+) -> subprocess.CompletedProcess:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "BAO_ADDR": server.url,
-        "BAO_TOKEN": server.root_token,
+        "BAO_TOKEN": token or server.root_token,
     }
     return subprocess.run(
         [str(BAO), *args], env=env, capture_output=True, text=True, timeout=60
@@ -82,3 +84,17 @@ def test_kv_get_missing_exits_2(server: ServerProcess, tmp_path: Path) -> None:
     result = bao(server, tmp_path, "kv", "get", "secret/not-there")
     assert result.returncode == 2
     assert "No value found at secret/data/not-there" in result.stderr
+
+
+def test_kv_get_with_read_only_token(server: ServerProcess, tmp_path: Path) -> None:
+    bao(server, tmp_path, "kv", "put", "secret/readonly", "pepper=ro-pepper")
+    rule = 'path "secret/data/readonly" { capabilities = ["read"] }'
+    server.request("PUT", "sys/policies/acl/ro", json={"policy": rule})
+    created = server.request("POST", "auth/token/create", json={"policies": ["ro"]})
+    token = created.json()["auth"]["client_token"]
+
+    got = bao(
+        server, tmp_path, "kv", "get", "-field=pepper", "secret/readonly", token=token
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "ro-pepper"

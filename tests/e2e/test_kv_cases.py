@@ -153,6 +153,34 @@ class TestVersionedPaths:
         assert data["type"] == "kv"
         assert data["options"]["version"] == "2"
 
+    def test_ui_mounts_with_restricted_token(self, server: ServerProcess) -> None:
+        rule = 'path "secret/data/app" { capabilities = ["read"] }'
+        policy = server.request(
+            "PUT", "sys/policies/acl/app-read", json={"policy": rule}
+        )
+        assert policy.status_code == 204
+        created = server.request(
+            "POST", "auth/token/create", json={"policies": ["app-read"]}
+        )
+        token = created.json()["auth"]["client_token"]
+
+        response = server.request(
+            "GET", "sys/internal/ui/mounts/secret/app", token=token
+        )
+        assert response.status_code == 200
+        assert response.json()["data"]["path"] == "secret/"
+        assert response.json()["data"]["options"]["version"] == "2"
+        other = server.request("GET", "sys/internal/ui/mounts/kv1/x", token=token)
+        assert other.status_code == 403
+        missing = server.request(
+            "GET", "sys/internal/ui/mounts/nosuchmount/x", token=token
+        )
+        assert missing.status_code == 403
+        no_token = server.request(
+            "GET", "sys/internal/ui/mounts/secret/app", token=None
+        )
+        assert no_token.status_code == 403
+
     def test_ui_mounts_unknown_mount_is_403(self, server: ServerProcess) -> None:
         response = server.request("GET", "sys/internal/ui/mounts/nosuchmount/x")
         assert response.status_code == 403

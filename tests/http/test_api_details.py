@@ -391,3 +391,15 @@ def test_write_to_folder_path_is_400(
     assert assert_error(response, 400) == ["cannot write to a path ending in '/'"]
     assert server.request("GET", "secret/metadata/folder").status_code == 404
     assert "trailing/" not in server.request("GET", "sys/mounts").json()["data"]
+
+
+def test_renew_self_without_body_counts_as_empty(server: ServerProcess) -> None:
+    created = server.request(
+        "POST", "auth/token/create", json={"ttl": "1h", "policies": ["default"]}
+    )
+    assert created.status_code == 200
+    token = created.json()["auth"]["client_token"]
+
+    response = server.request("POST", "auth/token/renew-self", token=token, data=b"")
+    assert response.status_code == 200
+    assert response.json()["auth"]["lease_duration"] == 3600

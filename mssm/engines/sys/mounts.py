@@ -62,7 +62,14 @@ class MountsSection:
                 },
                 MOUNT_FIELDS,
             ),
-            Route("internal/ui/mounts/(?P<path>.+)", {READ: self.ui_mount}),
+            # Any token with some access inside a mount may read its
+            # description (the CLI's preflight), so the section checks the
+            # token itself instead of an ACL rule on this path.
+            Route(
+                "internal/ui/mounts/(?P<path>.+)",
+                {READ: self.ui_mount},
+                unauthenticated=True,
+            ),
         ]
 
     # -- mounts ------------------------------------------------------------
@@ -177,11 +184,52 @@ class MountsSection:
         await self.core.save_mounts()
 
     async def ui_mount(self, req: Request, data: dict) -> Response:
+        """Describe the mount that serves a path, to a token with access to
+        some path in it; an unknown mount is a 403 so that mount names stay
+        hidden."""
+        token = await self.core.tokens.lookup(req.client_token or "", self.core.clock())
+        if token is None:
+            raise PermissionDenied()
         entry = self.core.mounts.match(data["path"])
-        if entry is None:
+        if entry is None or not self._has_mount_access(token.policies, entry.path):
             raise PermissionDenied()
         info = self._mount_info(entry) | {"path": entry.path}
         return Response(data=info)
+
+    def _has_mount_access(self, policies: list[str], mount_path: str) -> bool:
+        if "root" in policies:
+            return True
+        for name in policies:
+            policy = self.core.policies.get(name)
+            for rule in policy.rules if policy is not None else []:
+                granted = set(rule.capabilities) - {"deny"}
+                if granted and pattern_reaches_mount(rule.pattern, mount_path):
+                    return True
+        return False
+
+
+def pattern_reaches_mount(pattern: str, mount_path: str) -> bool:
+    """Whether an ACL path pattern can match some path under mount_path.
+
+    A "+" segment matches any one segment; a trailing "*" matches any rest,
+    so a glob reaches the mount when either prefix contains the other.
+    """
+    glob = pattern.endswith("*")
+    literal = pattern[:-1] if glob else pattern
+    pattern_parts = literal.split("/")
+    mount_parts = mount_path.rstrip("/").split("/")
+    for index, mount_part in enumerate(mount_parts):
+        if index >= len(pattern_parts):
+            return False
+        part = pattern_parts[index]
+        last = index == len(pattern_parts) - 1
+        if part == "+":
+            continue
+        if glob and last:
+            return mount_part.startswith(part)
+        if part != mount_part:
+            return False
+    return len(pattern_parts) > len(mount_parts) or glob
 
 
 def _check_kv_version(entry: MountEntry, options: dict[str, str]) -> None:
