@@ -2,7 +2,7 @@
 
 Devices are declared in the config file ([[audit]] tables) or, when the
 config's [audit_api] allows it, enabled through sys/audit. Each request is
-recorded before its engine runs and each response before it is sent; when
+recorded before its engine runs, and each response before it is sent. When
 devices are enabled and none of them can record a line, the request fails
 with a 500 (fail closed).
 
@@ -360,7 +360,7 @@ class AuditBroker:
     # -- recording -------------------------------------------------------------
 
     async def log_request(self, req: Request) -> None:
-        """Record req on every device; raise a 500 if no device could."""
+        """Record req on every device, and raise a 500 if no device could."""
         if not self.enabled:
             return
         await self._record(lambda device: request_entry(device, req))
@@ -368,7 +368,7 @@ class AuditBroker:
     async def log_response(
         self, req: Request, resp: Response | None, error: Exception | None
     ) -> None:
-        """Record the outcome of req on every device; raise a 500 if none could."""
+        """Record the outcome of req on every device, or raise a 500 if none could."""
         if not self.enabled:
             return
         await self._record(lambda device: response_entry(device, req, resp, error))

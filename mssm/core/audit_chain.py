@@ -9,9 +9,9 @@ A writer's chain continues across restarts and across files.
 Two kinds of line belong to the chain itself:
 - `file_start` is the first line a writer puts in each file it opens, so
   lines cut from the start of a file are noticed.
-- `checkpoint` signs the chain head with the Ed25519 audit key. A bare hash
-  chain can be rebuilt by whoever edits the file; a checkpoint cannot be
-  forged without the key, which is kept in the barrier. Writers add one at
+- `checkpoint` signs the chain head with the Ed25519 audit key. Anyone who
+  can edit the file can rebuild a bare hash chain, but cannot forge a
+  checkpoint without the key, which is kept in the barrier. Writers add one at
   least every CHECKPOINT_INTERVAL seconds while there is traffic, when they
   open a file and at shutdown.
 

@@ -2,9 +2,9 @@
 them with one write and one fsync per batch (group commit), and extends the
 hash chain and its signed checkpoints (see mssm.core.audit_chain).
 
-A caller's write() returns only once its line is on disk, and raises
-AuditWriteError if the batch could not be written; the chain then stays at
-its last written line, so a failed batch leaves no gap in it.
+A caller's write() returns only once its line is on disk. If the batch
+cannot be written it raises AuditWriteError, and the chain stays at its
+last written line, so a failed batch leaves no gap in it.
 
 The path is checked before every batch: when the file was renamed or
 deleted (log rotation), the writer opens a new file at the path and starts
@@ -282,7 +282,10 @@ class FileAuditWriter:
         self._open_file()
 
     def _replaced(self) -> bool:
-        """Whether the path no longer names the open file (rotated or deleted)."""
+        """Return whether the path no longer names the open file.
+
+        That happens when the file was rotated (renamed) or deleted.
+        """
         assert self._fd is not None
         if not self._is_regular(self._fd):
             return False
@@ -339,8 +342,8 @@ def _truncate(fd: int, size: int) -> None:
 def _last_line_of(fd: int, writer: str) -> ChainHead | None:
     """Return the head of writer's chain from the end of an open file.
 
-    An incomplete last line (a crash during a write) is cut off first: its
-    request was never answered, because answers wait for the fsync.
+    An incomplete last line (a crash during a write) is cut off first. Its
+    client never got a response, because responses wait for the fsync.
     """
     size = os.fstat(fd).st_size
     if size == 0:

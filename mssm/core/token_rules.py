@@ -1,11 +1,11 @@
 """The rules of token creation and renewal, free of storage and clocks.
 
-They follow Vault's token store: a child gets a subset of its parent's
-policies (a role may widen that to its allowed_policies); a TTL is capped by
-the explicit max TTL, the role's max TTL and the token mount's max TTL; a
-periodic token renews to its period, ignoring the requested increment, and
-only its explicit max TTL ends it. Every function takes `now` as a
-parameter.
+They follow Vault's token store. A child gets a subset of its parent's
+policies, unless a role widens that to its allowed_policies. A TTL is capped
+by the explicit max TTL, the role's max TTL and the token mount's max TTL.
+A periodic token renews to its period, ignoring the requested increment, and
+only its explicit max TTL ends it. Functions that depend on time take `now`
+as a parameter.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class CreateRequest:
 
 @dataclass
 class TokenTerms:
-    """What create_terms decided: the new token's settings and warnings."""
+    """The settings and warnings create_terms decides for a new token."""
 
     policies: list[str]
     ttl: int

@@ -1,6 +1,6 @@
 """Response wrapping: a response kept through the barrier under a
-single-use wrapping token, so that whoever passes the token on never sees
-the secret.
+single-use wrapping token, so that a deployer who passes the token on never
+sees the secret.
 
 Storage layout (a view under sys/wrap/): token/<hash> holds the wrapped
 response and its terms. The token id is hashed with the token store's salt

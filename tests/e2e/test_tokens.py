@@ -13,6 +13,12 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
+from tests.dbtargets import (  # noqa: F401 - pg_target is a fixture
+    PostgresTarget,
+    fast_retry_env,
+    pg_target,
+    wait_until,
+)
 from tests.server import ServerProcess, start_production
 
 TOKEN_FORMAT = re.compile(r"hvs\.[A-Za-z0-9]{24}")
@@ -553,3 +559,108 @@ def run_period_scenario(server: ServerProcess) -> None:
     # ...but it ends about one period after its last renewal.
     clock.at(175)
     assert calls.lookup(b)[0] == 403
+
+
+# -- token revocation and database leases ---------------------------------------
+
+PG_CREATE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+    "VALID UNTIL '{{expiration}}';",
+]
+DB_CREDS_POLICY = """
+path "auth/token/create" { capabilities = ["update"] }
+path "database/creds/*" { capabilities = ["read"] }
+"""
+
+
+class Leases:
+    """A server with a database mount on a real PostgreSQL target."""
+
+    def __init__(self, server: ServerProcess, target: PostgresTarget) -> None:
+        self.server = server
+        self.target = target
+        self.role = f"r{target.marker}"
+
+    def token(self, ttl: str, parent: str = "") -> str:
+        body = {"policies": ["db-creds"], "ttl": ttl}
+        answer = self.server.request(
+            "POST", "auth/token/create", token=parent, json=body
+        )
+        return answer.json()["auth"]["client_token"]
+
+    def creds(self, token: str) -> tuple[str, str]:
+        answer = self.server.request("GET", f"database/creds/{self.role}", token=token)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["lease_id"], answer.json()["data"]["username"]
+
+    def lease_status(self, lease_id: str) -> int:
+        body = {"lease_id": lease_id}
+        return self.server.request("PUT", "sys/leases/lookup", json=body).status_code
+
+    def alive(self, token: str) -> int:
+        return self.server.request(
+            "GET", "auth/token/lookup-self", token=token
+        ).status_code
+
+
+@pytest.fixture
+def leases(tmp_path: Path, pg_target: PostgresTarget) -> Iterator[Leases]:  # noqa: F811
+    with fast_retry_env():
+        server = start_production(tmp_path)
+    try:
+        server.request("POST", "sys/mounts/database", json={"type": "database"})
+        server.request("POST", "database/config/pg", json=pg_target.config())
+        role = {"db_name": "pg", "creation_statements": PG_CREATE, "default_ttl": "1h"}
+        server.request("POST", f"database/roles/r{pg_target.marker}", json=role)
+        server.request(
+            "PUT", "sys/policies/acl/db-creds", json={"policy": DB_CREDS_POLICY}
+        )
+        yield Leases(server, pg_target)
+    finally:
+        server.stop()
+
+
+def test_revoke_parent_drops_child_leases(leases: Leases) -> None:
+    parent = leases.token("10m")
+    child = leases.token("30m", parent=parent)
+    first, first_user = leases.creds(parent)
+    second, second_user = leases.creds(child)
+    revoked = leases.server.request("POST", "auth/token/revoke", json={"token": parent})
+    assert revoked.status_code == 204
+    assert leases.alive(parent) == 403
+    assert leases.alive(child) == 403
+    assert leases.lease_status(first) == 400
+    assert leases.lease_status(second) == 400
+    target = leases.target
+    assert wait_until(lambda: not target.role_exists(first_user), timeout=10)
+    assert wait_until(lambda: not target.role_exists(second_user), timeout=10)
+    assert "reason=parent token revoked" in leases.server.log_path.read_text()
+
+
+def test_revoke_orphan_keeps_child_leases(leases: Leases) -> None:
+    parent = leases.token("10m")
+    child = leases.token("30m", parent=parent)
+    first, first_user = leases.creds(parent)
+    second, second_user = leases.creds(child)
+    answer = leases.server.request(
+        "POST", "auth/token/revoke-orphan", json={"token": parent}
+    )
+    assert answer.status_code == 204
+    assert leases.alive(parent) == 403
+    assert leases.lease_status(first) == 400
+    target = leases.target
+    assert wait_until(lambda: not target.role_exists(first_user), timeout=10)
+    lookup = leases.server.request("GET", "auth/token/lookup-self", token=child)
+    assert lookup.json()["data"]["orphan"] is True
+    assert leases.lease_status(second) == 200
+    assert target.role_exists(second_user)
+
+
+def test_expired_token_drops_leases(leases: Leases) -> None:
+    token = leases.token("20s")
+    lease_id, username = leases.creds(token)
+    time.sleep(25)
+    assert leases.alive(token) == 403
+    assert wait_until(lambda: leases.lease_status(lease_id) == 400, timeout=10)
+    target = leases.target
+    assert wait_until(lambda: not target.role_exists(username), timeout=10)

@@ -5,7 +5,7 @@ The operator starts an attempt and receives a one-time password (OTP) as
 long as a root token. Key holders then submit their shares with the
 attempt's nonce. When the shares rebuild the unseal key, the new root token
 is returned XORed with the OTP and base64-encoded without padding, so the
-token never crosses the wire in the clear; `sys/decode-token` (or the
+token never crosses the wire in the clear. `sys/decode-token` (or the
 operator's own tool) XORs it back.
 """
 
