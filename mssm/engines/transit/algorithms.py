@@ -3,6 +3,7 @@ spell them, and the parsing of the options that pick them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -109,8 +110,8 @@ def parse_salt_length(value: object) -> str | int:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        number = int(value)
     else:
         raise BadRequest(
             f"invalid salt_length {value!r}: expected auto, hash or a number of bytes"

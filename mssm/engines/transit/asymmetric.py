@@ -224,6 +224,7 @@ def _rsa_arguments(
     if options.hash_name == NO_HASH:
         if not (options.prehashed and options.signature_algorithm == PKCS1V15):
             raise _none_hash_error()
+        _check_unhashed_length(key, message)
         return padding.PKCS1v15(), NoDigestInfo()
     digest = options.hash()
     algorithm: Any = digest
@@ -263,6 +264,18 @@ def _check_digest_length(message: bytes, options: SignOptions) -> None:
         raise BadRequest(
             f"invalid input: prehashed input for {options.hash_name} must be "
             f"{expected} bytes, got {len(message)}"
+        )
+
+
+def _check_unhashed_length(
+    key: rsa.RSAPrivateKey | rsa.RSAPublicKey, message: bytes
+) -> None:
+    # RFC 8017 section 9.2: PKCS#1 v1.5 padding needs at least 11 bytes.
+    maximum = key.key_size // 8 - 11
+    if len(message) > maximum:
+        raise BadRequest(
+            f"invalid input: with hash_algorithm=none a {key.key_size}-bit key "
+            f"signs at most {maximum} bytes, got {len(message)}"
         )
 
 

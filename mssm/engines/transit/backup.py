@@ -9,7 +9,6 @@ own and does not restore into Vault or OpenBao.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +18,13 @@ from mssm.core.errors import APIError, BadRequest
 from mssm.core.fields import BOOL, STRING, Field
 from mssm.core.request import READ, UPDATE, Request
 from mssm.engines.base import Route
-from mssm.engines.transit.keys import KeyPolicy, rfc3339
+from mssm.engines.transit.keys import KEY_NAME_PATTERN, KeyPolicy, rfc3339
+from mssm.engines.transit.restore import BACKUP_FORMAT, parse_backup
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
 
 logger = logging.getLogger(__name__)
-
-BACKUP_FORMAT = "mssm-transit-backup/1"
 
 
 class BackupPaths:
@@ -36,9 +34,9 @@ class BackupPaths:
 
     def routes(self) -> list[Route]:
         return [
-            Route("backup/(?P<name>[^/]+)", {READ: self.backup}),
+            Route(f"backup/(?P<name>{KEY_NAME_PATTERN})", {READ: self.backup}),
             Route(
-                "restore(?:/(?P<name>[^/]+))?",
+                f"restore(?:/(?P<name>{KEY_NAME_PATTERN}))?",
                 {UPDATE: self.restore},
                 {"backup": Field(STRING), "force": Field(BOOL)},
             ),
@@ -65,8 +63,7 @@ class BackupPaths:
     async def restore(self, req: Request, data: dict) -> None:
         if not data.get("backup"):
             raise BadRequest("missing backup: the body needs the blob from backup/NAME")
-        policy = _parse_backup(data["backup"])
-        policy.name = data.get("name") or policy.name
+        policy = await parse_backup(data["backup"], data.get("name"), self.engine.now())
         async with self.store.lock(policy.name):
             if await self.store.get(policy.name) is not None and not data.get("force"):
                 raise APIError(
@@ -80,15 +77,3 @@ class BackupPaths:
 
     def _info(self, policy: KeyPolicy) -> dict[str, Any]:
         return {"time": rfc3339(self.engine.now()), "version": policy.latest_version}
-
-
-def _parse_backup(text: str) -> KeyPolicy:
-    try:
-        raw = orjson.loads(base64.b64decode(text, validate=True))
-        if raw.get("format") != BACKUP_FORMAT:
-            raise ValueError(raw.get("format"))
-        return KeyPolicy.from_json(raw["key"])
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
-        raise BadRequest(
-            f"invalid backup: not a {BACKUP_FORMAT} blob from backup/NAME"
-        ) from None

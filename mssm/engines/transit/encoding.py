@@ -26,6 +26,12 @@ def encode_b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+def is_decimal(text: str) -> bool:
+    """Return whether text is ASCII digits only; str.isdigit also accepts
+    other scripts' digits, which would give one version several spellings."""
+    return text.isascii() and text.isdigit()
+
+
 def with_version(version: int, payload: str) -> str:
     return f"{PREFIX}{version}:{payload}"
 
@@ -35,6 +41,6 @@ def split_version(value: object, field: str) -> tuple[int, str]:
     if not isinstance(value, str) or not value.startswith(PREFIX):
         raise BadRequest(f"invalid {field}: missing the vault:v<N>: version prefix")
     number, separator, payload = value[len(PREFIX) :].partition(":")
-    if not separator or not number.isdigit():
+    if not separator or not is_decimal(number):
         raise BadRequest(f"invalid {field}: malformed vault:v<N>: version prefix")
     return int(number), payload

@@ -20,14 +20,14 @@ from mssm.engines.transit.encoding import (
     with_version,
 )
 from mssm.engines.transit.key_routes import new_policy
-from mssm.engines.transit.keys import RSA, KeyPolicy, KeyVersion
+from mssm.engines.transit.keys import KEY_NAME_PATTERN, RSA, KeyPolicy, KeyVersion
 from mssm.engines.transit.sign import run_items
 from mssm.engines.transit.store import new_version, private_key, public_key
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
 
-NAME = "(?P<name>[^/]+)"
+NAME = f"(?P<name>{KEY_NAME_PATTERN})"
 COMMON_FIELDS = {
     "context": Field(STRING),
     "nonce": Field(STRING),
@@ -52,6 +52,9 @@ DATAKEY_FIELDS = {
 DATAKEY_BITS = (128, 256, 512)
 # A failed item fails a whole encrypt or decrypt batch, as in Vault.
 BATCH_FAILURE_STATUS = 400
+# partial_failure_response_code must be a final HTTP status.
+MIN_FAILURE_STATUS = 200
+MAX_FAILURE_STATUS = 599
 
 
 class EncryptPaths:
@@ -92,7 +95,9 @@ class EncryptPaths:
         requested = data.get("key_version", 0)
 
         async def encrypt_item(item: dict[str, Any]) -> dict[str, Any]:
-            plaintext = decode_b64(item.get("plaintext", ""), "plaintext")
+            if "plaintext" not in item:
+                raise BadRequest("missing plaintext to encrypt")
+            plaintext = decode_b64(item["plaintext"], "plaintext")
             version = policy.write_version(requested, now)
             ciphertext = encrypt_with(policy, version, plaintext, item)
             return {"ciphertext": ciphertext, "key_version": version.number}
@@ -176,7 +181,13 @@ def _check_encrypts(policy: KeyPolicy) -> None:
 
 
 def _failure_status(data: dict) -> int:
-    return data.get("partial_failure_response_code") or BATCH_FAILURE_STATUS
+    status = data.get("partial_failure_response_code") or BATCH_FAILURE_STATUS
+    if not MIN_FAILURE_STATUS <= status <= MAX_FAILURE_STATUS:
+        raise BadRequest(
+            f"invalid partial_failure_response_code {status}: expected an "
+            f"HTTP status from {MIN_FAILURE_STATUS} to {MAX_FAILURE_STATUS}"
+        )
+    return status
 
 
 def _batch_has(data: dict, field: str) -> bool:
@@ -186,6 +197,9 @@ def _batch_has(data: dict, field: str) -> bool:
 
 def _context(policy: KeyPolicy, item: dict[str, Any]) -> bytes | None:
     if not policy.derived:
+        # Checked even though unused, so that a malformed context is a 400.
+        if item.get("context"):
+            decode_b64(item["context"], "context")
         return None
     if not item.get("context"):
         raise BadRequest(

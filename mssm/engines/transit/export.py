@@ -9,8 +9,15 @@ from mssm.core.errors import BadRequest, NotFound
 from mssm.core.request import READ, Request
 from mssm.engines.base import Route
 from mssm.engines.transit import asymmetric
-from mssm.engines.transit.encoding import encode_b64
-from mssm.engines.transit.keys import AEAD, HMAC, RSA, KeyPolicy, KeyVersion
+from mssm.engines.transit.encoding import encode_b64, is_decimal
+from mssm.engines.transit.keys import (
+    AEAD,
+    HMAC,
+    KEY_NAME_PATTERN,
+    RSA,
+    KeyPolicy,
+    KeyVersion,
+)
 from mssm.engines.transit.store import private_key, public_key
 
 if TYPE_CHECKING:
@@ -25,7 +32,10 @@ class ExportPaths:
         self.store = engine.store
 
     def routes(self) -> list[Route]:
-        pattern = "export/(?P<kind>[^/]+)/(?P<name>[^/]+)(?:/(?P<version>[^/]+))?"
+        pattern = (
+            f"export/(?P<kind>[^/]+)/(?P<name>{KEY_NAME_PATTERN})"
+            "(?:/(?P<version>[^/]+))?"
+        )
         return [Route(pattern, {READ: self.export})]
 
     async def export(self, req: Request, data: dict) -> dict:
@@ -67,7 +77,7 @@ def _versions(policy: KeyPolicy, requested: str | None) -> list[KeyVersion]:
         return policy.readable_versions()
     if requested == "latest":
         return [policy.versions[policy.latest_version]]
-    if not requested.isdigit():
+    if not is_decimal(requested):
         raise BadRequest(f"invalid version {requested!r}: expected a number or latest")
     number = int(requested)
     if number < policy.min_decryption_version:

@@ -30,13 +30,21 @@ def b64url_encode(raw: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode unpadded base64url strictly; raise ValueError otherwise."""
+    """Decode unpadded base64url strictly; raise ValueError otherwise.
+
+    The text must be the one encoding of its bytes: unused bits in the last
+    character must be zero. Otherwise several strings decode alike, and a
+    token could be changed without breaking its signature.
+    """
     if not set(text) <= _ALPHABET or len(text) % 4 == 1:
         raise ValueError("not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except binascii.Error:
         raise ValueError("not unpadded base64url") from None
+    if b64url_encode(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 # -- JWKs ------------------------------------------------------------------------
@@ -67,6 +75,11 @@ def public_jwk(public: asymmetric.PublicKey) -> dict[str, str]:
 
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def curve_name(curve: ec.EllipticCurve) -> str:
+    """Return the JWK crv name (RFC 7518 section 6.2.1.1), or "" if none."""
+    return _CURVE_NAMES.get(curve.name, "")
 
 
 def _unsigned(number: int) -> bytes:

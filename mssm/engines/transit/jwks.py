@@ -4,8 +4,11 @@ without a token, for verifiers to fetch.
 A key's set lists every version from min_decryption_version up, a version
 published ahead included. `jwks` lists the keys that set `publish`. HMAC
 and symmetric keys never appear. The set may be cached for the key's
-jwks_max_age, but never past the next planned change: a pending version
-that starts signing, or a scheduled rotation.
+jwks_max_age, but never past the next planned change (a pending version
+that starts signing, or a scheduled rotation) and, for a key with
+publish_ahead, never longer than publish_ahead. A rotation may come at any
+moment and its version signs publish_ahead later, so a copy cached just
+before the rotation must have expired by then.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from mssm.core.errors import NotFound
 from mssm.core.request import READ, Request, Response
 from mssm.engines.base import Route
 from mssm.engines.transit import jose
-from mssm.engines.transit.keys import KeyPolicy
+from mssm.engines.transit.keys import KEY_NAME_PATTERN, KeyPolicy
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
@@ -33,7 +36,11 @@ class JWKSPaths:
     def routes(self) -> list[Route]:
         return [
             Route("jwks", {READ: self.read_all}, unauthenticated=True),
-            Route("jwks/(?P<name>[^/]+)", {READ: self.read_key}, unauthenticated=True),
+            Route(
+                f"jwks/(?P<name>{KEY_NAME_PATTERN})",
+                {READ: self.read_key},
+                unauthenticated=True,
+            ),
         ]
 
     async def read_key(self, req: Request, data: dict) -> Response:
@@ -65,9 +72,12 @@ def _jwks_response(policies: list[KeyPolicy], now: float) -> Response:
 
 
 def _max_age(policy: KeyPolicy, now: float) -> int:
+    ceiling = policy.jwks_max_age
+    if policy.publish_ahead:
+        ceiling = min(ceiling, policy.publish_ahead)
     change = policy.next_key_change(now)
     if change is None:
-        return policy.jwks_max_age
+        return ceiling
     # Round down so that a cached copy expires before the change, not after.
     until_change = max(0, math.floor(change - now))
-    return min(policy.jwks_max_age, until_change)
+    return min(ceiling, until_change)

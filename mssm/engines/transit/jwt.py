@@ -27,13 +27,19 @@ from mssm.core.fields import ANY, DURATION, MAP, STRING, Field
 from mssm.core.request import UPDATE, Request, Response
 from mssm.engines.base import Route
 from mssm.engines.transit import asymmetric, jose
-from mssm.engines.transit.keys import HMAC, RSA, KeyPolicy, KeyVersion
+from mssm.engines.transit.keys import (
+    HMAC,
+    KEY_NAME_PATTERN,
+    RSA,
+    KeyPolicy,
+    KeyVersion,
+)
 from mssm.engines.transit.store import private_key, public_key
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
 
-NAME = "(?P<name>[^/]+)"
+NAME = f"(?P<name>{KEY_NAME_PATTERN})"
 SIGN_FIELDS = {
     "claims": Field(MAP),
     "ttl": Field(DURATION),
@@ -144,8 +150,17 @@ def _claims(policy: KeyPolicy, data: dict, now: int, ttl: int) -> dict[str, Any]
     if "audience" in data:
         claims["aud"] = _audience(data["audience"])
     if "not_before" in data:
-        claims["nbf"] = now + data["not_before"]
+        claims["nbf"] = now + _not_before(data["not_before"], ttl)
     return claims
+
+
+def _not_before(seconds: int, ttl: int) -> int:
+    if seconds >= ttl:
+        raise BadRequest(
+            f"invalid not_before {seconds}s: it must be shorter than the "
+            f"token's ttl of {ttl}s, or the token expires before it is valid"
+        )
+    return seconds
 
 
 def _audience(value: object) -> str | list[str]:
@@ -329,7 +344,7 @@ def _check_audience(claims: dict[str, Any], expected: str | None) -> None:
             raise InvalidToken(f"the token has no aud claim; expected {expected!r}")
         return
     listed = [audience] if isinstance(audience, str) else audience
-    if not isinstance(listed, list):
+    if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
         raise InvalidToken("the aud claim must be a string or a list of strings")
     if not expected:
         # RFC 7519 section 4.1.3: a recipient that is not named must reject.

@@ -14,6 +14,7 @@ from mssm.engines.transit.keys import (
     DEFAULT_KEY_TYPE,
     HMAC,
     HMAC_KEY_SIZE,
+    KEY_NAME_PATTERN,
     MAX_HMAC_KEY_SIZE,
     MIN_HMAC_KEY_SIZE,
     KeyPolicy,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NAME = "(?P<name>[^/]+)"
+NAME = f"(?P<name>{KEY_NAME_PATTERN})"
 JWT_FIELDS = {
     "publish_ahead": Field(DURATION),
     "jwt_max_ttl": Field(DURATION),
@@ -144,6 +145,7 @@ class KeyPaths:
                 raise BadRequest(f"no existing key named {name!r} could be found")
             updated = policy.copy()
             warnings = updated.configure(data)
+            updated.check_signing_bounds(self.engine.now())
             await self.store.save(updated)
         self.engine.scheduler.wake()
         info = key_info(updated, self.engine.now())

@@ -28,6 +28,23 @@ RSA = "rsa"
 HMAC = "hmac"
 
 MIN_AUTO_ROTATE_PERIOD = 3600
+# The maximum of the duration options, in seconds: 2^63-1 nanoseconds, the
+# largest Go time.Duration. OpenBao 2.7 rejects longer values for these
+# options, and they would push derived timestamps past the range of 64-bit
+# JSON integers and RFC 3339 times.
+MAX_DURATION = (2**63 - 1) // 10**9
+# jwt_leeway is left out: it has its own, much lower maximum.
+DURATION_OPTIONS = (
+    "auto_rotate_period",
+    "publish_ahead",
+    "jwt_max_ttl",
+    "jwks_max_age",
+)
+# Key names as OpenBao 2.7's transit engine accepts them: ASCII letters,
+# digits, "_", "-" and ".", starting and ending with a letter, digit or "_".
+# Names are path segments, storage keys and log fields, so nothing else is
+# safe in them.
+KEY_NAME_PATTERN = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"
 DEFAULT_JWT_MAX_TTL = 3600
 # Clock skew tolerated on nbf and iat when verifying a JWT. Vault's JWT auth
 # uses 60 s by default for the same purpose.
@@ -221,6 +238,11 @@ class KeyPolicy:
                 f"invalid key_version {requested}: below min_encryption_version "
                 f"{self.min_encryption_version}"
             )
+        if requested > self.signing_version(now):
+            raise BadRequest(
+                f"invalid key_version {requested}: the version is published ahead "
+                f"and starts signing at {self._activation(requested)}"
+            )
         return self._existing(requested)
 
     def read_version(self, number: int) -> KeyVersion:
@@ -250,6 +272,9 @@ class KeyPolicy:
         if version is None:
             raise BadRequest(f"key version {number} has been trimmed")
         return version
+
+    def _activation(self, number: int) -> str:
+        return rfc3339(self.versions[number].activation_time)
 
     def add_version(self, version: KeyVersion) -> None:
         self.versions[version.number] = version
@@ -286,6 +311,7 @@ class KeyPolicy:
         that a rejected request leaves the stored key unchanged.
         """
         warnings: list[str] = []
+        _check_durations(values)
         self._configure_versions(values)
         for name in ("exportable", "allow_plaintext_backup"):
             if name in values:
@@ -373,6 +399,24 @@ class KeyPolicy:
                 f"than auto_rotate_period {self.auto_rotate_period}s, or a new "
                 "version would start signing only after the next rotation"
             )
+
+    def check_signing_bounds(self, now: float) -> None:
+        """Reject version minimums above the version that signs now.
+
+        While a version is published ahead, the one before it still signs.
+        A min_decryption_version above it would reject the tokens being
+        issued and drop their key from the JWKS, and a min_encryption_version
+        above it would start the pending version before verifiers that cache
+        the key set have fetched it.
+        """
+        signing = self.signing_version(now)
+        for name in ("min_decryption_version", "min_encryption_version"):
+            number = getattr(self, name)
+            if number > signing:
+                raise BadRequest(
+                    f"invalid {name} {number}: version {signing} signs until "
+                    f"version {signing + 1} starts at {self._activation(signing + 1)}"
+                )
 
     # -- trimming ----------------------------------------------------------
 
@@ -462,6 +506,16 @@ JWT_OPTIONS = (
 )
 # A larger leeway would hide a badly set clock rather than tolerate skew.
 MAX_JWT_LEEWAY = 300
+
+
+def _check_durations(values: dict[str, Any]) -> None:
+    for name in DURATION_OPTIONS:
+        seconds = values.get(name)
+        if seconds is not None and seconds > MAX_DURATION:
+            raise BadRequest(
+                f"invalid {name} {seconds}s: the maximum is {MAX_DURATION}s "
+                "(2562047h47m16s)"
+            )
 
 
 def _rotate_period(seconds: int) -> int:

@@ -31,13 +31,20 @@ from mssm.engines.transit.encoding import (
     split_version,
     with_version,
 )
-from mssm.engines.transit.keys import ED25519, HMAC, RSA, KeyPolicy, KeyVersion
+from mssm.engines.transit.keys import (
+    ED25519,
+    HMAC,
+    KEY_NAME_PATTERN,
+    RSA,
+    KeyPolicy,
+    KeyVersion,
+)
 from mssm.engines.transit.store import private_key, public_key
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
 
-NAME = "(?P<name>[^/]+)(?:/(?P<urlalgorithm>[^/]+))?"
+NAME = f"(?P<name>{KEY_NAME_PATTERN})(?:/(?P<urlalgorithm>[^/]+))?"
 OPTION_FIELDS = {
     "hash_algorithm": Field(STRING),
     "algorithm": Field(STRING),
@@ -237,26 +244,27 @@ async def run_items(
     """Run handle on the request, or on each batch_input item.
 
     A single request raises its error. In a batch, each failed item gets an
-    `error` field instead. With fail_status set, any failed item turns the
-    whole response into that status with the results attached, as Vault
-    does for encrypt and decrypt.
+    `error` field instead. With fail_status set, a batch in which some items
+    failed gets that status with the results attached, as Vault does for
+    encrypt and decrypt. A batch in which every item failed gets a 400.
     """
     batch = data.get("batch_input")
     if batch is None:
         return Response(data=await handle(data))
     results = []
-    failed = False
+    failures = 0
     for item in _batch_items(batch):
         try:
             result = await handle(data | item)
         except APIError as exc:
             result = {"error": "; ".join(exc.messages)}
-            failed = True
+            failures += 1
         result["reference"] = item.get("reference", "")
         results.append(result)
-    if failed and fail_status:
+    if failures and fail_status:
         # Vault sends no errors list here: the reasons are in the results.
-        error = APIError(status=fail_status)
+        all_failed = failures == len(results)
+        error = APIError(status=BadRequest.status if all_failed else fail_status)
         error.data = {"batch_results": results}
         raise error
     return Response(data={"batch_results": results})

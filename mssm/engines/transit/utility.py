@@ -13,7 +13,7 @@ from mssm.core.fields import INT, STRING, Field
 from mssm.core.request import UPDATE, Request
 from mssm.engines.base import Route
 from mssm.engines.transit.algorithms import HASHES, NO_HASH, parse_hash
-from mssm.engines.transit.encoding import decode_b64, encode_b64
+from mssm.engines.transit.encoding import decode_b64, encode_b64, is_decimal
 
 if TYPE_CHECKING:
     from mssm.engines.transit import TransitEngine
@@ -86,7 +86,7 @@ def _random_path(data: dict) -> tuple[str, int]:
     for part in (data.get("first"), data.get("second")):
         if part is None:
             continue
-        if part.isdigit():
+        if is_decimal(part):
             count = int(part)
         else:
             source = part
