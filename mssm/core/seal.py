@@ -157,7 +157,7 @@ class SealManager:
         operation = self._require_rekey()
         if not isinstance(nonce, str) or not nonce:
             raise BadRequest("nonce required: pass the nonce from sys/rekey/init")
-        if not hmac.compare_digest(nonce, operation.nonce):
+        if not hmac.compare_digest(nonce.encode(), operation.nonce.encode()):
             raise BadRequest("invalid nonce: it does not match the rekey in progress")
         self.rekey = None
         logger.info("rekey cancelled")
@@ -170,14 +170,10 @@ class SealManager:
     async def submit_rekey_share(self, share: bytes, nonce: object) -> list[bytes]:
         """Add a current share; return the new shares once the quorum is met."""
         operation = self._require_rekey()
-        if not isinstance(nonce, str) or not nonce:
-            raise BadRequest("missing nonce: pass the nonce from sys/rekey/init")
-        if not hmac.compare_digest(nonce, operation.nonce):
-            raise BadRequest(
-                f"incorrect nonce {nonce!r}: it does not match the rekey in progress"
-            )
+        _check_rekey_nonce(operation, nonce)
         config = await self.config()
         assert config is not None
+
         if any(hmac.compare_digest(share, held) for held in operation.shares):
             raise BadRequest(
                 "given key has already been provided during this rekey operation"
@@ -185,16 +181,18 @@ class SealManager:
         operation.shares.append(share)
         if len(operation.shares) < config.secret_threshold:
             return []
+
         shares, operation.shares = operation.shares, []
         old_key = _combine_or_none(shares)
         if old_key is None or not await self.barrier.verify_unseal_key(old_key):
             logger.warning("rekey share set rejected: invalid key")
             raise BadRequest("rekey failed: invalid key; progress reset")
+
         new_key = aead.generate_key()
         # NOTE: the new shares exist only in this response. If it never reaches
         # the operator (a crash, a dropped connection), the old shares no
-        # longer unseal and the new ones are lost; Vault's verification step
-        # (require_verification) is not implemented.
+        # longer unseal and the new ones are lost, because Vault's verification
+        # step (require_verification) is not implemented.
         await self.barrier.replace_unseal_key(old_key, new_key)
         await self._store_config(
             SealConfig(operation.secret_shares, operation.secret_threshold)
@@ -211,6 +209,15 @@ class SealManager:
         if key is None or not await self.barrier.verify_unseal_key(key):
             return None
         return key
+
+
+def _check_rekey_nonce(operation: RekeyOperation, nonce: object) -> None:
+    if not isinstance(nonce, str) or not nonce:
+        raise BadRequest("missing nonce: pass the nonce from sys/rekey/init")
+    if not hmac.compare_digest(nonce.encode(), operation.nonce.encode()):
+        raise BadRequest(
+            f"incorrect nonce {nonce!r}: it does not match the rekey in progress"
+        )
 
 
 def _combine_or_none(shares: list[bytes]) -> bytes | None:

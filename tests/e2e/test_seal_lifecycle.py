@@ -278,6 +278,8 @@ class TestRekey:
         k1 = server.keys[0]
         missing = self.update(server, {"key": k1})
         wrong = self.update(server, {"key": k1, "nonce": "wrong"})
+        non_ascii = self.update(server, {"key": k1, "nonce": "nonce-é"})
+        assert non_ascii.status_code == 400
         assert missing.status_code == 400
         assert "nonce" in missing.json()["errors"][0]
         assert wrong.status_code == 400
@@ -305,6 +307,8 @@ class TestRekey:
         }
         wrong = server.request("DELETE", "sys/rekey/init", json={"nonce": "wrong"})
         assert wrong.status_code == 400
+        accented = server.request("DELETE", "sys/rekey/init", json={"nonce": "é"})
+        assert accented.status_code == 400
         right = server.request("DELETE", "sys/rekey/init", json={"nonce": nonce})
         assert right.status_code == 204
         assert server.request("GET", "sys/rekey/init").json()["started"] is False
