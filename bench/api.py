@@ -78,7 +78,7 @@ class VaultAPI:
         return response
 
     def raw_body(self, method: str, path: str) -> bytes:
-        """Return the response body as sent, to size the floor's fixed answer."""
+        """Return the response body as sent, to size the floor's fixed response."""
         response = self._session.request(
             method,
             f"{self.base_url}/v1/{path}",

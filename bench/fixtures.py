@@ -87,7 +87,7 @@ def kv_secrets(server: VaultServer, count: int, prefix: str = "bench") -> int:
 
 
 def _wait_for_kv(server: VaultServer) -> None:
-    # A new KV v2 mount on OpenBao answers 400 for a moment while it upgrades.
+    # A new KV v2 mount on OpenBao returns 400 for a moment while it upgrades.
     deadline = time.monotonic() + KV_READY_TIMEOUT_S
     while True:
         response = server.api.request(

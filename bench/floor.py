@@ -1,9 +1,10 @@
 """The floor: a bare ASGI app that returns one fixed JSON body.
 
-It runs on uvicorn with the settings MSSM's listener uses (uvloop, the
-httptools protocol, one worker in the server process, no lifespan, no access
-log, no Server or Date header, the same TLS context), so the gap between it
-and MSSM is the cost of MSSM's own layers.
+It runs on uvicorn with the settings MSSM's listener uses: uvloop, the
+httptools protocol (MSSM subclasses it to accept LIST), one worker in the
+server process, no lifespan, no access log, no Server or Date header and the
+same TLS context. The gap between it and MSSM is therefore the cost of
+MSSM's own layers.
 
     python -m bench.floor --port 18301 --body-size 320 [--tls-cert C --tls-key K]
 """

@@ -1,4 +1,4 @@
-"""What each run mode measures and for how long."""
+"""Run modes: the scenarios, data sizes and durations of each."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ SMOKE = Plan(
 
 QUICK = Plan(
     name="quick",
-    # No warm-up, to stay under 3 minutes: each server has already answered
+    # No warm-up, to stay under 3 minutes. Each server has already handled
     # the scenario's probe request and its setup calls.
     timing=Timing(duration_s=2, warmup_s=0),
     scale_sizes=(1_000, 10_000),

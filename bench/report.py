@@ -45,6 +45,26 @@ def write_json(record: RunRecord, path: Path) -> None:
     path.write_text(json.dumps(dataclasses.asdict(record), indent=2) + "\n")
 
 
+def read_json(path: Path) -> RunRecord:
+    """Load a record that write_json wrote, to redraw the report without a run."""
+    raw = json.loads(path.read_text())
+    raw["results"] = [Measurement(**result) for result in raw["results"]]
+    if raw["rsa_floor"] is not None:
+        raw["rsa_floor"] = FloorResult(**raw["rsa_floor"])
+    raw["scale"] = [
+        ScalePoint(
+            **point
+            | {
+                "kv_read": Measurement(**point["kv_read"]),
+                "token_lookup": Measurement(**point["token_lookup"]),
+            }
+        )
+        for point in raw["scale"]
+    ]
+    raw["unseal"] = [UnsealPoint(**point) for point in raw["unseal"]]
+    return RunRecord(**raw)
+
+
 def write_markdown(record: RunRecord, report: Path, chart: Path | None) -> None:
     profile = _existing_profile_section(report)
     sections = [
@@ -93,8 +113,9 @@ def _header(record: RunRecord) -> str:
         "MSSM measured against OpenBao (the open-source Vault) and against the\n"
         "floor of this machine: a bare ASGI app on the same uvicorn settings, raw\n"
         "RSA signing with `cryptography`, and raw `CREATE ROLE` through psycopg.\n"
-        "Regenerate with `make bench` (about 15 minutes), `make bench-quick`\n"
-        "(under 3 minutes) or `python -m bench.run --full` (adds 1M secrets).\n\n"
+        "Regenerate with `make bench` (an estimated 20 minutes), `make\n"
+        "bench-quick` (under 3 minutes) or `python -m bench.run --full` (adds\n"
+        "1M secrets, an estimated 5 minutes more).\n\n"
         "## Run\n\n| | |\n|---|---|\n" + table + "\n"
     )
 
@@ -242,7 +263,7 @@ def _unseal(points: list[UnsealPoint]) -> str:
         "## Unseal with live leases",
         "",
         "MSSM is restarted, then timed from `PUT sys/unseal` until `sys/health`",
-        "answers 200. The leases come from a database role whose statements are",
+        "returns 200. The leases come from a database role whose statements are",
         "`SELECT 1`, so PostgreSQL holds no roles for them.",
         "",
         "| Server | Leases | Lease fill s | Unseal s | RSS MB | Notes |",
@@ -270,7 +291,8 @@ def _method() -> str:
         "- Each server runs pinned to one core and wrk to the other, with\n"
         "  `taskset`; OpenBao's Go runtime therefore uses one core too.\n"
         "- Every scenario has the file audit device on, except the row marked\n"
-        "  no audit. Each figure follows a short warm-up run.\n"
+        "  no audit. Each figure follows the warm-up given under Measured time\n"
+        "  (none in quick mode); scaling rows warm up for at least 2 s.\n"
         "- A scenario whose endpoint is missing (404 or 405 on a probe) or\n"
         "  whose error rate is over 1% is shown as not available.\n"
         "- OpenBao has no JWT endpoints: its JWT rows are a transit sign or\n"
@@ -278,8 +300,8 @@ def _method() -> str:
         "  format (PKCS#1 v1.5 for RS256, JWS marshaling for ES256).\n"
         "- The KV write row runs OpenBao on Raft storage, which writes to disk\n"
         "  as MSSM's SQLite does; OpenBao 2.7 has no file storage backend.\n"
-        "- The floor answers every request with the same JSON body, as large\n"
-        "  as MSSM's KV read response; requests of the same method and\n"
+        "- The floor returns the same JSON body for every request, as large\n"
+        "  as MSSM's KV read response. Requests of the same method and\n"
         "  connection count share one floor measurement.\n"
         "- The machine is shared with other work, so figures vary between\n"
         "  runs by several percent; compare ratios from the same run.\n"

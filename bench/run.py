@@ -1,6 +1,6 @@
 """The benchmark driver: MSSM against OpenBao and the machine's floor.
 
-    python -m bench.run            # standard run, about 15 minutes
+    python -m bench.run            # standard run, an estimated 20 minutes
     python -m bench.run --quick    # shorter runs and smaller data, < 3 minutes
     python -m bench.run --full     # standard plus the 1M-secret step
     python -m bench.run --smoke    # 1-second KV read on MSSM and the floor
@@ -73,6 +73,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--keep-workdir",
         action="store_true",
         help="keep server configs, logs and data under /tmp",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report and chart from results.json without measuring",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
@@ -151,6 +156,12 @@ def _first_line(command: list[str]) -> str:
 
 def _versions() -> str:
     commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
+    changed = _first_line(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "mssm"]
+    )
+    if changed != "unknown":
+        # The figures then come from code that no commit records.
+        commit += " with uncommitted changes"
     openbao = _first_line([str(VENV_BIN / "bao"), "version"]).split(" (")[0]
     wrk = _first_line(["wrk", "--version"]).split(" [")[0]
     return f"MSSM {commit}, {openbao}, {wrk}, Python {platform.python_version()}"
@@ -185,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.report_only:
+        record = report.read_json(args.results / "results.json")
+        write_reports(record, args.report, args.results)
+        return 0
+
     plan = choose_plan(args)
     scenarios = select_scenarios(plan, args.scenarios)
     try:
@@ -225,11 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     record.duration_s = time.monotonic() - started
 
     report.write_json(record, args.results / "results.json")
-    chart = report.write_chart(record.results, args.results / "chart.png")
-    report.write_markdown(record, args.report, chart)
-    _print_targets(record)
-    print(f"bench: wrote {args.report} in {record.duration_s / 60:.1f} min")
+    write_reports(record, args.report, args.results)
     return 0
+
+
+def write_reports(record: report.RunRecord, report_path: Path, results: Path) -> None:
+    chart = report.write_chart(record.results, results / "chart.png")
+    report.write_markdown(record, report_path, chart)
+    _print_targets(record)
+    minutes = record.duration_s / 60
+    print(f"bench: wrote {report_path} ({record.plan} run of {minutes:.1f} min)")
 
 
 def _print_targets(record: report.RunRecord) -> None:

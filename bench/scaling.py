@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import fixtures, loadgen
 from bench.api import Unavailable
-from bench.measure import UNAVAILABLE, Measurement, measure
+from bench.measure import UNAVAILABLE, Measurement, Timing, measure
 from bench.plans import Plan
 from bench.process import ServerError
 from bench.scenarios import kv_read, token_lookup_self
@@ -30,9 +30,13 @@ STORAGE_FILL = "MSSM core in-process, SQLite without fsync"
 # A step whose API fill would take longer than this, at the rate the previous
 # step measured, is written through bench.storagefill instead (MSSM only).
 API_FILL_BUDGET_S = 60.0
-# OpenBao can only be filled through its API, about 2,000 writes/s on one
-# core here, so it stops at this size to keep the run within its budget.
+# OpenBao can only be filled through its API, which wrote about 2,200
+# secrets/s on one core of the 2-core development machine, so its scaling
+# stops at this size to keep the run within its time budget.
 OPENBAO_MAX_SIZE = 100_000
+# A storage fill restarts the server, so its caches start cold. Every scaling
+# measurement therefore warms up for at least this long, even in quick mode.
+MIN_WARMUP_S = 2.0
 
 
 @dataclass
@@ -174,7 +178,8 @@ def _measure(
         result.status = UNAVAILABLE
         result.reason = str(exc)
         return result
-    return measure(server, spec, result, plan.timing, fleet.cores.load, script_dir)
+    timing = Timing(plan.timing.duration_s, max(plan.timing.warmup_s, MIN_WARMUP_S))
+    return measure(server, spec, result, timing, fleet.cores.load, script_dir)
 
 
 def run_unseal(fleet: Fleet, plan: Plan) -> list[UnsealPoint]:
