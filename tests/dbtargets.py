@@ -82,9 +82,11 @@ class PostgresTarget:
         return bool(self.query("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]))
 
     def marked_roles(self) -> list[str]:
+        """Return the roles that carry the marker, the admin excepted."""
         rows = self.query(
-            "SELECT rolname FROM pg_roles WHERE strpos(rolname, %s) > 0 ORDER BY 1",
-            [self.marker],
+            "SELECT rolname FROM pg_roles WHERE strpos(rolname, %s) > 0 "
+            "AND rolname <> %s ORDER BY 1",
+            [self.marker, self.admin],
         )
         return [row[0] for row in rows]
 
@@ -234,17 +236,23 @@ class MySQLTarget:
         return sorted(row[0] for row in rows)
 
     def marked_users(self) -> list[tuple[str, str]]:
+        """Return the (user, host) pairs that carry the marker, the admin excepted."""
         rows = self.query(
             "SELECT User, Host FROM mysql.user WHERE LOCATE(%s, User) > 0 "
-            "ORDER BY 1, 2",
-            (self.marker,),
+            "AND User <> %s ORDER BY 1, 2",
+            (self.marker, self.admin),
         )
         return [(row[0], row[1]) for row in rows]
 
-    def login(self, username: str, password: str, statement: str = "SELECT 1") -> list:
-        return mysql_run(
-            statement, user=username, password=password, database=self.database
-        )
+    def login(
+        self,
+        username: str,
+        password: str,
+        statement: str = "SELECT 1",
+        use_schema: bool = True,
+    ) -> list:
+        schema = {"database": self.database} if use_schema else {}
+        return mysql_run(statement, user=username, password=password, **schema)
 
 
 def _create_mysql_target() -> MySQLTarget:
@@ -271,6 +279,7 @@ def _drop_mysql_target(target: MySQLTarget) -> None:
     mysql_run(f"DROP DATABASE IF EXISTS `{target.database}`")
     for user, host in target.marked_users():
         mysql_run("DROP USER IF EXISTS %s@%s", (user, host))
+    mysql_run("DROP USER IF EXISTS %s@'%%'", (target.admin,))
 
 
 @pytest.fixture

@@ -595,7 +595,13 @@ class LeaseManager:
             lease = self._leases.get(lease_id)
             if lease is None or lease.due_time() != due or lease_id in self._inflight:
                 continue
-            cause = "expired" if lease.state == ACTIVE else "retried"
+            cause = "retried"
+            if lease.state == ACTIVE:
+                # Shown as pending from the deadline on, also while the first
+                # attempt waits for an unreachable database.
+                cause = "expired"
+                lease.next_attempt = now
+                self._set_state(lease, REVOKE_PENDING)
             started.append(self._spawn(self._attempt(lease, cause)))
         return started
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import re
 import ssl
 import tempfile
@@ -31,6 +30,7 @@ from mssm.engines.database.plugin import (
     DatabaseError,
     NewUser,
     render,
+    retry_delay,
     scrub,
     split_statements,
     statement_values,
@@ -53,7 +53,7 @@ LEGACY_USERNAME_TEMPLATE = (
     '{{ printf "v-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}'
 )
 CONNECT_TIMEOUT_SECONDS = 5
-CREATE_ATTEMPTS = 5
+CREATE_ATTEMPTS = 10
 # Deadlock, lock wait timeout: the whole creation is retried.
 _RETRY_CODES = {1213, 1205}
 # Errors that mean the user named in the statement does not exist (any more).
@@ -128,7 +128,10 @@ def tls_context(options: TLSOptions) -> ssl.SSLContext | None:
         raise DatabaseError(
             f"invalid tls={mode!r} in connection_url: use true, skip-verify or false"
         )
-    context = ssl.create_default_context(cadata=options.ca_pem or None)
+    try:
+        context = ssl.create_default_context(cadata=options.ca_pem or None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise DatabaseError(f"invalid tls_ca: not a PEM certificate ({exc})") from None
     if mode == "skip-verify" or options.skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -248,7 +251,7 @@ class MySQLDatabase(Database):
                     and rolled_back
                     and attempt < CREATE_ATTEMPTS
                 ):
-                    await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+                    await asyncio.sleep(retry_delay(attempt))
                     continue
                 raise CreateUserError(message, rolled_back) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -340,12 +343,16 @@ class MySQLDatabase(Database):
 
     async def rotate_root(self, statements: list[str], password: str) -> None:
         username = str(self._options.get("user", ""))
-        query = ("ALTER USER CURRENT_USER() IDENTIFIED BY %s", (password,))
-        await self._change_password(statements, username, password, query)
+        await self._change_password(statements, username, password, None)
 
     async def _change_password(
-        self, statements: list[str], username: str, password: str, default: tuple
+        self,
+        statements: list[str],
+        username: str,
+        password: str,
+        default: tuple | None,
     ) -> None:
+        """Run statements, or default; None means the connection's own login."""
         try:
             async with self._connection() as conn:
                 if statements:
@@ -353,9 +360,20 @@ class MySQLDatabase(Database):
                     await self._execute_all(conn, statements, values)
                     return
                 async with conn.cursor() as cursor:
+                    if default is None:
+                        default = await _own_account_query(cursor, password)
                     await cursor.execute(*default)
         except (MySQLError, OSError) as exc:
             raise DatabaseError(self._message(exc, [password])) from None
+
+
+async def _own_account_query(cursor: Any, password: str) -> tuple:
+    # MariaDB 10.11 accepts ALTER USER CURRENT_USER() but leaves the password
+    # unchanged, so the account is named explicitly.
+    await cursor.execute("SELECT CURRENT_USER()")
+    row = await cursor.fetchone()
+    user, _, host = str(row[0]).rpartition("@")
+    return ("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
 
 
 def user_hosts(rendered: str, username: str) -> list[str]:

@@ -10,6 +10,7 @@ checked by `check_password_safe` before they reach a statement.
 from __future__ import annotations
 
 import abc
+import random
 import re
 from dataclasses import dataclass, field
 
@@ -152,3 +153,9 @@ def scrub(message: str, secrets: list[str]) -> str:
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         message = message.replace(secret, "[redacted]")
     return message
+
+
+def retry_delay(attempt: int) -> float:
+    """Return a jittered wait before retry number attempt: up to 20 ms
+    doubled per attempt, at most one second."""
+    return random.uniform(0, min(0.02 * 2**attempt, 1.0))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from mssm.engines.database.plugin import (
     DatabaseError,
     NewUser,
     render,
+    retry_delay,
     scrub,
     statement_values,
 )
@@ -40,10 +40,11 @@ DEFAULT_USERNAME_TEMPLATE = (
     "(random 20) (unix_time) | truncate 63 }}"
 )
 CONNECT_TIMEOUT_SECONDS = "5"
-POOL_TIMEOUT_SECONDS = 15.0
-# Attempts at a creation that failed on a concurrent catalog update: two
-# GRANTs on one object at once fail with "tuple concurrently updated".
-CREATE_ATTEMPTS = 5
+POOL_TIMEOUT_SECONDS = 10.0
+# Attempts at a creation or revocation that failed on a concurrent catalog
+# update: two GRANTs on one object at once fail with "tuple concurrently
+# updated".
+CREATE_ATTEMPTS = 10
 _RETRY_STATES = {"40001", "40P01"}
 _USER_MARK = "mssmusernameplaceholder"
 _PASSWORD_MARK = "mssmpasswordplaceholder"  # noqa: S105 - a marker, not a secret
@@ -153,7 +154,7 @@ class PostgreSQLDatabase(Database):
                 raise CreateUserError(str(exc), rolled_back=True) from None
             except psycopg.Error as exc:
                 if _retryable(exc) and attempt < CREATE_ATTEMPTS:
-                    await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+                    await asyncio.sleep(retry_delay(attempt))
                     continue
                 message = scrub(_one_line(str(exc)), secrets)
                 rolled_back = not isinstance(exc, psycopg.OperationalError)
@@ -183,15 +184,25 @@ class PostgreSQLDatabase(Database):
     async def revoke_user(
         self, username: str, statements: list[str], details: dict
     ) -> None:
-        if not statements:
-            await self._default_revoke(username)
-            return
-        try:
-            await self._run_in_transaction(statements, statement_values(username))
-        except psycopg.Error as exc:
-            if not await self._role_exists(username):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                await self._revoke_once(username, statements)
                 return
-            raise DatabaseError(self._message(exc)) from None
+            except psycopg.Error as exc:
+                # Revocations of several users of one role at once collide
+                # on the same grants, as creations do.
+                if _retryable(exc) and attempt < CREATE_ATTEMPTS:
+                    await asyncio.sleep(retry_delay(attempt))
+                    continue
+                if statements and not await self._role_exists(username):
+                    return
+                raise DatabaseError(self._message(exc)) from None
+
+    async def _revoke_once(self, username: str, statements: list[str]) -> None:
+        if statements:
+            await self._run_in_transaction(statements, statement_values(username))
+        else:
+            await self._default_revoke(username)
 
     async def _default_revoke(self, username: str) -> None:
         """Drop the role even if it owns objects or holds grants.
@@ -204,25 +215,22 @@ class PostgreSQLDatabase(Database):
         role in one transaction.
         """
         role = sql.Identifier(username)
-        try:
-            async with self._connection() as conn:
-                if not await _exists(conn, username):
-                    return
-                await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
-                await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+        async with self._connection() as conn:
+            if not await _exists(conn, username):
+                return
+            await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+            await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = %s AND pid <> pg_backend_pid()",
+                [username],
+            )
+            async with conn.transaction():
                 await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE usename = %s AND pid <> pg_backend_pid()",
-                    [username],
+                    sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role)
                 )
-                async with conn.transaction():
-                    await conn.execute(
-                        sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role)
-                    )
-                    await conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
-                    await conn.execute(sql.SQL("DROP ROLE {}").format(role))
-        except psycopg.Error as exc:
-            raise DatabaseError(self._message(exc)) from None
+                await conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                await conn.execute(sql.SQL("DROP ROLE {}").format(role))
 
     async def _role_exists(self, username: str) -> bool:
         try:

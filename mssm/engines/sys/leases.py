@@ -26,8 +26,8 @@ COUNT_FIELDS = {"type": Field(STRING), "include_child_namespaces": Field(BOOL)}
 LISTING_FIELDS = COUNT_FIELDS | {"limit": Field(ANY)}
 DEFAULT_LISTING_LIMIT = 10000
 TIDY_WARNING = (
-    "Tidy operation successfully started. Any information from the operation "
-    "will be printed to the server's log."
+    "Tidy operation successfully started; it runs in the background. Any "
+    "information from the operation will be printed to the server's log."
 )
 
 
