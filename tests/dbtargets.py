@@ -134,7 +134,7 @@ def scram_matches(verifier: str, password: str) -> bool:
     ) and hmac.compare_digest(expected_server, base64.b64decode(server_key))
 
 
-def _create_postgres_target() -> PostgresTarget:
+def create_postgres_target() -> PostgresTarget:
     marker = new_marker()
     target = PostgresTarget(
         marker=marker,
@@ -156,7 +156,7 @@ def _create_postgres_target() -> PostgresTarget:
     return target
 
 
-def _drop_postgres_target(target: PostgresTarget) -> None:
+def drop_postgres_target(target: PostgresTarget) -> None:
     with psycopg.connect(PG_SUPERUSER_DSN, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -178,11 +178,11 @@ def _drop_postgres_target(target: PostgresTarget) -> None:
 
 @pytest.fixture
 def pg_target() -> Iterator[PostgresTarget]:
-    target = _create_postgres_target()
+    target = create_postgres_target()
     try:
         yield target
     finally:
-        _drop_postgres_target(target)
+        drop_postgres_target(target)
 
 
 # -- MySQL / MariaDB -------------------------------------------------------------------
@@ -255,7 +255,7 @@ class MySQLTarget:
         return mysql_run(statement, user=username, password=password, **schema)
 
 
-def _create_mysql_target() -> MySQLTarget:
+def create_mysql_target() -> MySQLTarget:
     marker = new_marker()
     target = MySQLTarget(
         marker=marker,
@@ -275,7 +275,7 @@ def _create_mysql_target() -> MySQLTarget:
     return target
 
 
-def _drop_mysql_target(target: MySQLTarget) -> None:
+def drop_mysql_target(target: MySQLTarget) -> None:
     mysql_run(f"DROP DATABASE IF EXISTS `{target.database}`")
     for user, host in target.marked_users():
         mysql_run("DROP USER IF EXISTS %s@%s", (user, host))
@@ -284,11 +284,11 @@ def _drop_mysql_target(target: MySQLTarget) -> None:
 
 @pytest.fixture
 def mysql_target() -> Iterator[MySQLTarget]:
-    target = _create_mysql_target()
+    target = create_mysql_target()
     try:
         yield target
     finally:
-        _drop_mysql_target(target)
+        drop_mysql_target(target)
 
 
 # -- servers ---------------------------------------------------------------------------

@@ -19,7 +19,12 @@ from mssm.core.request import CREATE, DELETE, LIST, READ, UPDATE, Request, Respo
 from mssm.engines.base import Route
 from mssm.engines.database import mysql, postgresql
 from mssm.engines.database.passwords import DEFAULT_POLICY, PasswordPolicy, load_policy
-from mssm.engines.database.plugin import Database, DatabaseError, check_password_safe
+from mssm.engines.database.plugin import (
+    Database,
+    DatabaseError,
+    PoolLimits,
+    check_password_safe,
+)
 from mssm.engines.database.templates import TemplateError, UsernameTemplate
 
 if TYPE_CHECKING:
@@ -63,6 +68,8 @@ class ConnectionConfig:
     allowed_roles: list[str] = field(default_factory=list)
     verify_connection: bool = True
     max_open_connections: int = DEFAULT_MAX_OPEN_CONNECTIONS
+    # NOTE: accepted and stored for compatibility; the pools close idle
+    # connections on their own schedule and do not use this count.
     max_idle_connections: int = 0
     max_connection_lifetime: int = 0
     password_policy: str = ""
@@ -118,11 +125,12 @@ def statement_list(name: str, value: Any) -> list[str]:
 def build_database(config: ConnectionConfig, password: str | None = None) -> Database:
     """Create the plugin object for config; DatabaseError if the URL is invalid."""
     secret = config.password if password is None else password
+    limits = PoolLimits(config.max_open_connections, config.max_connection_lifetime)
     if config.plugin_name == postgresql.PLUGIN_NAME:
         conninfo = postgresql.build_conninfo(
             config.connection_url, config.username, secret
         )
-        return postgresql.PostgreSQLDatabase(conninfo, config.max_open_connections)
+        return postgresql.PostgreSQLDatabase(conninfo, limits)
     options = mysql.parse_dsn(config.connection_url, config.username, secret)
     tls = mysql.TLSOptions(
         mode=options["_params"].get("tls", ""),
@@ -134,7 +142,7 @@ def build_database(config: ConnectionConfig, password: str | None = None) -> Dat
     if context is not None:
         options["ssl"] = context
     legacy = config.plugin_name in mysql.LEGACY_PLUGIN_NAMES
-    return mysql.MySQLDatabase(options, config.max_open_connections, legacy)
+    return mysql.MySQLDatabase(options, limits, legacy)
 
 
 class Connections:

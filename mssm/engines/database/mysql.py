@@ -29,6 +29,7 @@ from mssm.engines.database.plugin import (
     Database,
     DatabaseError,
     NewUser,
+    PoolLimits,
     render,
     retry_delay,
     scrub,
@@ -53,6 +54,8 @@ LEGACY_USERNAME_TEMPLATE = (
     '{{ printf "v-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}'
 )
 CONNECT_TIMEOUT_SECONDS = 5
+# asyncmy's own default: replace connections older than an hour.
+DEFAULT_RECYCLE_SECONDS = 3600
 CREATE_ATTEMPTS = 10
 # Deadlock, lock wait timeout: the whole creation is retried.
 _RETRY_CODES = {1213, 1205}
@@ -160,7 +163,7 @@ class MySQLDatabase(Database):
     def __init__(
         self,
         options: dict[str, Any],
-        max_open_connections: int,
+        limits: PoolLimits,
         legacy: bool = False,
     ) -> None:
         self._options = {k: v for k, v in options.items() if not k.startswith("_")}
@@ -168,7 +171,7 @@ class MySQLDatabase(Database):
             "autocommit": True,
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
         }
-        self._max_open = max(max_open_connections, 1)
+        self._limits = limits
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
         self._secrets = [str(options.get("password", ""))]
@@ -192,8 +195,12 @@ class MySQLDatabase(Database):
     async def _get_pool(self) -> Any:
         async with self._pool_lock:
             if self._pool is None:
+                recycle = self._limits.max_lifetime or DEFAULT_RECYCLE_SECONDS
                 self._pool = await asyncmy.create_pool(
-                    minsize=0, maxsize=self._max_open, **self._options
+                    minsize=0,
+                    maxsize=max(self._limits.max_open, 1),
+                    pool_recycle=recycle,
+                    **self._options,
                 )
             return self._pool
 

@@ -35,6 +35,15 @@ class CreateUserError(DatabaseError):
         self.rolled_back = rolled_back
 
 
+@dataclass(frozen=True)
+class PoolLimits:
+    """Bounds of one connection's pool."""
+
+    max_open: int = 4
+    # Seconds after which a connection is replaced; 0 keeps the driver's default.
+    max_lifetime: int = 0
+
+
 @dataclass
 class NewUser:
     """The values substituted into creation statements."""

@@ -26,6 +26,7 @@ from mssm.engines.database.plugin import (
     Database,
     DatabaseError,
     NewUser,
+    PoolLimits,
     render,
     retry_delay,
     scrub,
@@ -83,9 +84,9 @@ class PostgreSQLDatabase(Database):
     max_username_length = 63
     default_username_template = DEFAULT_USERNAME_TEMPLATE
 
-    def __init__(self, conninfo: dict[str, Any], max_open_connections: int) -> None:
+    def __init__(self, conninfo: dict[str, Any], limits: PoolLimits) -> None:
         self._conninfo = conninfo
-        self._max_open = max(max_open_connections, 1)
+        self._limits = limits
         self._pool: AsyncConnectionPool | None = None
         self._pool_lock = asyncio.Lock()
         self._secrets = [str(conninfo.get("password", ""))]
@@ -103,13 +104,17 @@ class PostgreSQLDatabase(Database):
     async def _get_pool(self) -> AsyncConnectionPool:
         async with self._pool_lock:
             if self._pool is None:
+                lifetime = {}
+                if self._limits.max_lifetime:
+                    lifetime["max_lifetime"] = float(self._limits.max_lifetime)
                 pool = AsyncConnectionPool(
                     kwargs=self._conninfo | {"autocommit": True},
                     min_size=0,
-                    max_size=self._max_open,
+                    max_size=max(self._limits.max_open, 1),
                     timeout=POOL_TIMEOUT_SECONDS,
                     open=False,
                     name="mssm-postgresql",
+                    **lifetime,
                 )
                 await pool.open(wait=False)
                 self._pool = pool
