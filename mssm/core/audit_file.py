@@ -2,9 +2,16 @@
 them with one write and one fsync per batch (group commit), and extends the
 hash chain and its signed checkpoints (see mssm.core.audit_chain).
 
-A caller's write() returns only once its line is on disk. If the batch
-cannot be written it raises AuditWriteError, and the chain stays at its
-last written line, so a failed batch leaves no gap in it.
+A caller's write() returns once its line is in the file, and raises
+AuditWriteError if the batch could not be written. The chain then stays at
+its last written line, so a failed batch leaves no gap in it. A batch is
+fsynced when it carries a checkpoint or a line written with sync=True.
+Response lines are, so a request is answered only once both of its lines
+are on disk. A request line is written but not synced before its request
+runs, which keeps each request to one fsync wait.
+
+NOTE: a power failure while a request runs can therefore lose that
+request's line; it cannot lose the lines of an answered request.
 
 The path is checked before every batch: when the file was renamed or
 deleted (log rotation), the writer opens a new file at the path and starts
@@ -56,6 +63,8 @@ class ChainHead:
 
 GENESIS = ChainHead(0, GENESIS_HASH)
 CheckpointHook = Callable[[dict[str, Any], ChainHead], Awaitable[None]]
+# A queued line: its body, the caller's future, and whether it needs fsync.
+Pending = tuple[dict[str, Any], asyncio.Future, bool]
 
 
 class FileAuditWriter:
@@ -82,7 +91,7 @@ class FileAuditWriter:
         self._new_file = False
         self._uncovered = 0
         self._last_checkpoint = 0.0
-        self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -122,12 +131,12 @@ class FileAuditWriter:
 
     # -- writing ---------------------------------------------------------------
 
-    async def write(self, entry: dict[str, Any]) -> None:
-        """Append entry as one line, and return once it is on disk."""
+    async def write(self, entry: dict[str, Any], sync: bool = True) -> None:
+        """Append entry as one line; return once it is written (and synced)."""
         if self._closing:
             raise AuditWriteError(f"audit device {self.device} is closing")
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((entry, future))
+        self._pending.append((entry, future, sync))
         self._wakeup.set()
         await future
 
@@ -151,30 +160,27 @@ class FileAuditWriter:
         elapsed = time.monotonic() - self._last_checkpoint
         return max(0.0, CHECKPOINT_INTERVAL - elapsed)
 
-    async def _flush(
-        self, batch: list[tuple[dict[str, Any], asyncio.Future]], force_checkpoint: bool
-    ) -> None:
+    async def _flush(self, batch: list[Pending], force_checkpoint: bool) -> None:
         due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL
-        checkpoint = force_checkpoint or (due and (self._uncovered or batch))
+        checkpoint = bool(force_checkpoint or (due and (self._uncovered or batch)))
         if not batch and not checkpoint:
             return
-        entries = [entry for entry, _ in batch]
+        entries = [entry for entry, _, _ in batch]
+        sync = checkpoint or any(wants_sync for _, _, wants_sync in batch)
         try:
-            written = await asyncio.to_thread(self._append, entries, bool(checkpoint))
+            written = await asyncio.to_thread(self._append, entries, checkpoint, sync)
         except OSError as exc:
             self._fail(batch, exc)
             return
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_result(None)
         if written is not None:
             await self._checkpoint_written(*written)
 
-    def _fail(
-        self, batch: list[tuple[dict[str, Any], asyncio.Future]], exc: OSError
-    ) -> None:
+    def _fail(self, batch: list[Pending], exc: OSError) -> None:
         error = AuditWriteError(f"audit device {self.device} failed to write: {exc}")
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(error)
         self._failures += 1
@@ -205,9 +211,9 @@ class FileAuditWriter:
     # -- blocking part, run in a thread -----------------------------------------
 
     def _append(
-        self, entries: list[dict[str, Any]], with_checkpoint: bool
+        self, entries: list[dict[str, Any]], with_checkpoint: bool, sync: bool = True
     ) -> tuple[dict[str, Any], ChainHead] | None:
-        """Write entries (and a checkpoint) as chained lines, then fsync.
+        """Write entries (and a checkpoint) as chained lines, then fsync if sync.
 
         Returns the checkpoint written, if any, with the head after it. The
         chain state changes only when the write and fsync succeeded.
@@ -227,7 +233,7 @@ class FileAuditWriter:
                 self.signing_key, self.device, self.writer_id, seq, head, now
             )
             seq, head = self._chain(lines, seq, head, checkpoint)
-        self._write_all(b"\n".join(lines) + b"\n")
+        self._write_all(b"\n".join(lines) + b"\n", sync)
         self._head = ChainHead(seq, head)
         self._new_file = False
         self._uncovered = 0 if checkpoint else self._uncovered + len(entries)
@@ -245,7 +251,7 @@ class FileAuditWriter:
         lines.append(line)
         return seq, line_hash(line)
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes, sync: bool) -> None:
         fd = self._fd
         assert fd is not None
         regular = self._is_regular(fd)
@@ -255,7 +261,8 @@ class FileAuditWriter:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            self._sync(fd)
+            if sync:
+                self._sync(fd)
         except OSError:
             # Cut a partial batch off, so that the next batch starts on a
             # clean line and the chain stays verifiable.
