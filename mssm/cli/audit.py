@@ -45,13 +45,15 @@ def enable_command(
     allow_api_audit_creation = true, and only for files under the
     configured allowed_directory.
     """
-    device_path = (path or device_type).strip("/") + "/"
+    name = (path or device_type).strip("/")
+    device_path = name + "/"
     body = {
         "type": device_type,
         "description": description,
         "options": parse_data(options),
     }
-    current_client().write(f"sys/audit/{device_path}", body)
+    # No trailing slash: the server rejects writes to paths that end in "/".
+    current_client().write(f"sys/audit/{name}", body)
     message = f"Enabled the {device_type} audit device at: {device_path}"
     print_success(message, current_output())
 
@@ -62,8 +64,9 @@ def enable_command(
 def disable_command(path: str) -> None:
     """Disable the audit device at PATH (devices from the config file cannot
     be disabled through the API)."""
-    device_path = path.strip("/") + "/"
-    current_client().delete(f"sys/audit/{device_path}")
+    name = path.strip("/")
+    current_client().delete(f"sys/audit/{name}")
+    device_path = name + "/"
     message = f"Disabled audit device (if it was enabled) at: {device_path}"
     print_success(message, current_output())
 

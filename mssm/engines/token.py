@@ -58,6 +58,7 @@ ROLE_ALIASES = {"period": "token_period", "explicit_max_ttl": "token_explicit_ma
 TOKEN_FIELD = {"token": Field(STRING)}
 ACCESSOR_FIELD = {"accessor": Field(STRING)}
 INCREMENT_FIELD = {"increment": Field(DURATION)}
+ROOT_PATH = "auth/token/root"
 
 
 class TokenEngine(Engine):
@@ -206,6 +207,10 @@ class TokenEngine(Engine):
             "ttl": entry.remaining(self.ctx.core.clock()),
             "type": entry.type,
         }
+        if entry.path == ROOT_PATH:
+            # Vault reports no issue time or renewability for the root
+            # tokens of init and generate-root.
+            del body["issue_time"], body["renewable"]
         if entry.period:
             body["period"] = entry.period
         if entry.role:
