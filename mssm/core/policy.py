@@ -373,6 +373,13 @@ class ACL:
         self._cache[path] = found
         return found
 
+    def _list_exact(self, path: str) -> frozenset[str] | None:
+        # A LIST request path ends in "/"; as in Vault, an exact rule for the
+        # path without that slash applies too, unless one with it exists.
+        if not path.endswith("/") or path in self._exact:
+            return None
+        return self._exact.get(path[:-1])
+
     def _lookup(self, path: str) -> frozenset[str]:
         # An exact pattern outranks every wildcard that matches the same path.
         exact = self._exact.get(path)
@@ -384,7 +391,9 @@ class ACL:
         return frozenset()
 
     def decide(self, path: str, operation: str) -> Decision:
-        capabilities = self.capabilities(path)
+        capabilities = self._list_exact(path) if operation == LIST else None
+        if capabilities is None:
+            capabilities = self.capabilities(path)
         if "deny" in capabilities:
             return DENIED
         needed = OPERATION_CAPABILITY.get(operation, operation)

@@ -71,6 +71,12 @@ def test_glob_is_a_prefix_match() -> None:
     assert policy.decide("secret/data/ap", "read").allowed is False
 
 
+def test_list_matches_exact_rule_without_slash() -> None:
+    policy = acl(rule("secret/metadata/app", "list"))
+    assert policy.decide("secret/metadata/app/", "list").allowed is True
+    assert policy.decide("secret/metadata/app/", "read").allowed is False
+
+
 def test_no_match_means_no_capability() -> None:
     policy = acl(rule("secret/data/app", "read"))
     assert effective_capabilities(policy, "secret/data/other") == ["deny"]

@@ -3,7 +3,7 @@ generate-root against OpenBao and MSSM: the same requests, compared by
 status code and response shape (keys and JSON types, not values).
 
 Where MSSM deliberately adds fields, the comparison leaves them out and
-says why.
+gives the reason.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ path "secret/metadata/app/" {
 path "secret/metadata/teams/+/" {
   capabilities = ["list"]
 }
+path "secret/metadata/exact" {
+  capabilities = ["list"]
+}
 path "secret/data/teams/+/config" {
   capabilities = ["read"]
 }
@@ -134,6 +137,8 @@ TABLE = [
     ("both", "DELETE", "secret/data/rw/x", None, True),
     ("both", "LIST", "secret/metadata/app", None, True),
     ("both", "LIST", "secret/metadata/other", None, False),
+    ("both", "LIST", "secret/metadata/exact", None, True),
+    ("both", "GET", "secret/metadata/exact", None, False),
     ("both", "GET", "secret/metadata/app/db", None, False),
     ("both", "LIST", "secret/metadata/teams/blue", None, True),
     ("both", "LIST", "secret/metadata/teams/blue/x", None, False),
