@@ -8,11 +8,11 @@ Storage layout under sys/expire/, through the barrier:
 Lease ids are `<request path>/<random>`, as Vault's are, so the id/ tree is
 also the prefix index that revoke-prefix and LIST walk.
 
-Issuing is two-phase, so that a crash never leaves a secret without a lease:
-the engine calls `reserve` before it creates anything, which stores the
-lease as "creating"; the core calls `register` with the engine's response,
-which makes it "active". A lease still "creating" at unseal belongs to a
-request that never finished, and is revoked.
+Issuing is two-phase, so that a crash never leaves a secret without a lease.
+The engine calls `reserve` before it creates anything, which stores the
+lease as "creating". The core then calls `register` with the engine's
+response, which makes the lease "active". A lease still "creating" at
+unseal belongs to a request that never finished, and is revoked.
 
 One task checks a heap of deadlines every TICK_SECONDS against the core's
 clock. A failed revocation stays stored as "revoke_pending" and is retried
@@ -24,21 +24,30 @@ drops it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import logging
 import os
-import secrets
-import string
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mssm.core import metrics
 from mssm.core.barrier import StorageView
-from mssm.core.durations import format_go_duration
 from mssm.core.errors import APIError, BadRequest
+from mssm.core.lease_record import (
+    ACTIVE,
+    CREATING,
+    IRREVOCABLE,
+    REVOKE_PENDING,
+    Lease,
+    Limits,
+    format_time,
+    lease_hash,
+    new_lease_id,
+    normalize_prefix,
+    renewal_ttl,
+    resolve_ttls,
+    token_remaining,
+)
 from mssm.core.request import Request, Response
 
 if TYPE_CHECKING:
@@ -47,19 +56,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CREATING = "creating"
-ACTIVE = "active"
-REVOKE_PENDING = "revoke_pending"
-IRREVOCABLE = "irrevocable"
-
 TICK_SECONDS = 0.5
 REVOKE_TIMEOUT_SECONDS = 60.0
 # Revocations that run at once, so that a burst of expiries does not queue
 # hundreds of tasks on one database pool.
 REVOKE_CONCURRENCY = 8
 MAX_ERROR_CHARS = 240
-LEASE_RANDOM_CHARS = 24
-_BASE62 = string.ascii_letters + string.digits
 
 # Retry schedule; tests shorten it through the environment.
 RETRY_BASE_SECONDS = float(os.environ.get("MSSM_LEASE_RETRY_BASE_SECONDS", "10"))
@@ -71,66 +73,6 @@ class RevocationError(APIError):
     """The secrets engine failed to revoke a lease; the lease is kept."""
 
     status = 400
-
-
-@dataclass
-class Lease:
-    lease_id: str
-    path: str
-    mount_point: str
-    mount_accessor: str
-    token_hash: str
-    issue_time: float
-    expire_time: float
-    # The latest expire_time that renewals may reach (issue time + max TTL).
-    max_expire_time: float
-    # The TTL a renewal without an increment grants.
-    default_ttl: int
-    renewable: bool = True
-    last_renewal: float | None = None
-    internal: dict[str, Any] = field(default_factory=dict)
-    state: str = CREATING
-    revoke_attempts: int = 0
-    revoke_error: str = ""
-    next_attempt: float = 0.0
-    # Warnings for the response that issues the lease; never stored.
-    warnings: list[str] = field(default_factory=list)
-
-    def due_time(self) -> float | None:
-        """Return when the expiry task must next act on this lease."""
-        if self.state == ACTIVE:
-            return self.expire_time
-        if self.state in (REVOKE_PENDING, IRREVOCABLE):
-            return self.next_attempt
-        return None
-
-    def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        del record["warnings"]
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Lease:
-        return cls(**record)
-
-
-def format_time(timestamp: float | None) -> str | None:
-    """Format a Unix time as RFC 3339 in UTC, as Vault's lease answers do."""
-    if timestamp is None:
-        return None
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _lease_hash(lease_id: str) -> str:
-    return hashlib.sha256(lease_id.encode()).hexdigest()
-
-
-def _normalize_prefix(prefix: str) -> str:
-    # Vault treats a prefix as whole path segments: "creds/app" must not
-    # match "creds/app2/...".
-    prefix = prefix.strip("/")
-    return prefix + "/" if prefix else ""
 
 
 class LeaseManager:
@@ -225,7 +167,7 @@ class LeaseManager:
         now = self.now()
         granted, maximum, warnings = self._resolve_ttls(req, ttl, max_ttl, now)
         lease = Lease(
-            lease_id=f"{req.path.rstrip('/')}/{_random_suffix()}",
+            lease_id=new_lease_id(req.path.rstrip("/")),
             path=req.path.rstrip("/"),
             mount_point=req.mount_point,
             mount_accessor=req.mount_accessor,
@@ -289,44 +231,16 @@ class LeaseManager:
     def _resolve_ttls(
         self, req: Request, ttl: int, max_ttl: int, now: float
     ) -> tuple[int, int, list[str]]:
-        """Apply the mount and system limits, and the token's remaining life."""
         config = self.core.config
         mount = self.core.mounts.entries.get(req.mount_point)
-        mount_default = (
-            mount.default_lease_ttl if mount else 0
-        ) or config.default_lease_ttl
-        mount_max = (mount.max_lease_ttl if mount else 0) or config.max_lease_ttl
-        warnings: list[str] = []
-        maximum = mount_max
-        if max_ttl and max_ttl <= mount_max:
-            maximum = max_ttl
-        elif max_ttl:
-            warnings.append(
-                _cap_warning("max_ttl", max_ttl, "the mount's max TTL", mount_max)
-            )
-        granted = ttl or mount_default
-        if granted > maximum:
-            if ttl:
-                warnings.append(
-                    _cap_warning("TTL", ttl, "the effective max_ttl", maximum)
-                )
-            granted = maximum
-        token_left = self._token_remaining(req.token, now)
-        if token_left is not None and granted > token_left:
-            # A lease must not outlive the token that holds it.
-            warnings.append(
-                _cap_warning("TTL", granted, "the remaining token TTL", token_left)
-            )
-            granted = token_left
-            maximum = min(maximum, token_left)
-        return granted, maximum, warnings
-
-    @staticmethod
-    def _token_remaining(token: Any, now: float) -> int | None:
-        expire_time = getattr(token, "expire_time", 0) or 0
-        if not expire_time:
-            return None
-        return max(int(expire_time - now), 0)
+        mount_default = mount.default_lease_ttl if mount else 0
+        mount_max = mount.max_lease_ttl if mount else 0
+        limits = Limits(
+            mount_default=mount_default or config.default_lease_ttl,
+            mount_max=mount_max or config.max_lease_ttl,
+            token_left=token_remaining(req.token, now),
+        )
+        return resolve_ttls(ttl, max_ttl, limits)
 
     # -- lookup and renewal ---------------------------------------------------
 
@@ -334,7 +248,7 @@ class LeaseManager:
         return self._leases.get(lease_id)
 
     def describe(self, lease_id: str) -> dict[str, Any]:
-        """Return the lookup answer for lease_id; BadRequest if unknown."""
+        """Return the lookup response data for lease_id; BadRequest if unknown."""
         lease = self._leases.get(lease_id)
         if lease is None:
             raise BadRequest("invalid lease")
@@ -358,20 +272,15 @@ class LeaseManager:
         return answer
 
     async def list_prefix(self, prefix: str) -> list[str]:
-        return await self.storage.list("id/" + _normalize_prefix(prefix))
+        return await self.storage.list("id/" + normalize_prefix(prefix))
 
     async def renew(self, lease_id: str, increment: int) -> Response:
         """Extend a lease from now by increment (or its default TTL)."""
-        lease = self._leases.get(lease_id)
         now = self.now()
-        if lease is None:
-            raise BadRequest("lease not found")
-        if lease.state != ACTIVE or lease.expire_time <= now:
-            raise BadRequest("lease expired")
-        if not lease.renewable:
-            raise BadRequest("lease is not renewable")
+        lease = self._renewable(lease_id, now)
         requested = increment or lease.default_ttl
         granted, warnings = await self._renewal_ttl(lease, requested, now)
+
         engine = self._engine_for(lease)
         if engine is None:
             raise BadRequest(f"no secrets engine is mounted at {lease.mount_point}")
@@ -383,6 +292,7 @@ class LeaseManager:
             raise BadRequest(
                 f"failed to renew lease {lease_id}: {_describe(exc)}"
             ) from None
+
         lease.expire_time = now + granted
         lease.last_renewal = now
         await self._save(lease)
@@ -394,21 +304,26 @@ class LeaseManager:
             warnings=warnings,
         )
 
+    def _renewable(self, lease_id: str, now: float) -> Lease:
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            raise BadRequest("lease not found")
+        if lease.state != ACTIVE or lease.expire_time <= now:
+            raise BadRequest("lease expired")
+        if not lease.renewable:
+            raise BadRequest("lease is not renewable")
+        return lease
+
     async def _renewal_ttl(
         self, lease: Lease, requested: int, now: float
     ) -> tuple[int, list[str]]:
         limit = lease.max_expire_time
-        token = None
         if lease.token_hash:
             token = await self.core.tokens.lookup_hash(lease.token_hash)
-        token_left = self._token_remaining(token, now)
-        if token_left is not None:
-            limit = min(limit, now + token_left)
-        allowed = max(int(limit - now), 0)
-        if requested <= allowed:
-            return requested, []
-        warning = _cap_warning("TTL", requested, "the effective max_ttl", allowed)
-        return allowed, [warning]
+            token_left = token_remaining(token, now)
+            if token_left is not None:
+                limit = min(limit, now + token_left)
+        return renewal_ttl(requested, now, limit)
 
     # -- revocation -----------------------------------------------------------
 
@@ -436,7 +351,7 @@ class LeaseManager:
         Without force, the first failure raises after every lease was tried.
         With force, failed leases are dropped from bookkeeping anyway.
         """
-        prefix = _normalize_prefix(prefix)
+        prefix = normalize_prefix(prefix)
         leases = [
             lease for key, lease in self._leases.items() if key.startswith(prefix)
         ]
@@ -721,11 +636,7 @@ class LeaseManager:
 
     @staticmethod
     def _token_key(lease: Lease) -> str:
-        return f"token/{lease.token_hash}/{_lease_hash(lease.lease_id)}"
-
-
-def _random_suffix() -> str:
-    return "".join(secrets.choice(_BASE62) for _ in range(LEASE_RANDOM_CHARS))
+        return f"token/{lease.token_hash}/{lease_hash(lease.lease_id)}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -734,10 +645,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"timed out after {REVOKE_TIMEOUT_SECONDS:.0f}s"
     return str(exc) or type(exc).__name__
-
-
-def _cap_warning(name: str, requested: int, limit: str, allowed: int) -> str:
-    return (
-        f'{name} of "{format_go_duration(requested)}" exceeded {limit} of '
-        f'"{format_go_duration(allowed)}"; {name} value is capped accordingly'
-    )

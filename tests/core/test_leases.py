@@ -1,6 +1,6 @@
 """The lease manager inside one process, with a clock the test moves.
 
-A small engine stands in for a database: it issues a "user" per request
+A small engine replaces the database: it issues a "user" per request
 through the two-phase reserve/register flow and records revocations, and
 it can be told to fail its next revocations.
 """
@@ -19,7 +19,7 @@ from mssm.core.config import Config
 from mssm.core.core import Core
 from mssm.core.errors import APIError, BadRequest
 from mssm.core.fields import DURATION, Field
-from mssm.core.leases import ACTIVE, IRREVOCABLE, REVOKE_PENDING, Lease
+from mssm.core.lease_record import ACTIVE, IRREVOCABLE, REVOKE_PENDING, Lease
 from mssm.core.mounts import MountEntry
 from mssm.core.request import READ, Request, Response, SecretLease
 from mssm.engines.base import Engine, EngineContext, Route

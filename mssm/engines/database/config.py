@@ -89,7 +89,7 @@ class ConnectionConfig:
         return any(_glob_match(pattern, role) for pattern in self.allowed_roles)
 
     def public(self) -> dict[str, Any]:
-        """Return the read answer: no password, no private key."""
+        """Return the read response data, without password or private key."""
         details: dict[str, Any] = {
             "connection_url": _redact_url(self.connection_url),
             "username": self.username,

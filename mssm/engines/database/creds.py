@@ -2,9 +2,9 @@
 
 The order of a creds request protects against orphans: the lease is
 reserved (stored) first, then the user is created in one transaction. If
-the creation fails and was rolled back, the reservation is cancelled; if it
+the creation fails and was rolled back, the reservation is cancelled. If it
 is unclear what was left behind, the reservation is revoked like any lease,
-and revocation of a user that does not exist succeeds.
+because revoking a user that does not exist succeeds.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
 
 
 class PolicyError(ValueError):
-    """A password policy document is invalid; the message says why."""
+    """A password policy document is invalid; the message gives the reason."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What every database plugin provides, and the statement templating they share.
+"""The database plugin interface, and the statement templating plugins share.
 
 Operators write the quotes in their statements (`CREATE ROLE "{{name}}"
 ... PASSWORD '{{password}}'`), as in Vault, so substitution adds none. It
@@ -28,7 +28,7 @@ class DatabaseError(Exception):
 
 
 class CreateUserError(DatabaseError):
-    """Creating a user failed; rolled_back says whether nothing is left behind."""
+    """Creating a user failed. rolled_back is True when nothing was left behind."""
 
     def __init__(self, message: str, rolled_back: bool) -> None:
         super().__init__(message)
@@ -58,7 +58,7 @@ class NewUser:
 class Database(abc.ABC):
     """One configured connection (with its pool) to a database server."""
 
-    # The longest user name the server accepts, in characters.
+    # The maximum user name length the server accepts, in characters.
     max_username_length: int = 63
     default_username_template: str = ""
 

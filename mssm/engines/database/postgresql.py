@@ -2,9 +2,9 @@
 
 Statements the operator did not write are built with psycopg.sql, so names
 and passwords are quoted by the driver. Operator statements are sent as
-they are after substitution (see plugin.py); psycopg sends a statement
+they are after substitution (see plugin.py). psycopg sends a statement
 without parameters through the simple query protocol, so one entry may
-hold several statements, including dollar-quoted bodies.
+contain several statements, including dollar-quoted bodies.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class PostgreSQLDatabase(Database):
             async with pool.connection() as conn:
                 yield conn
         except PoolTimeout:
-            # The pool only says it timed out; one direct attempt tells why.
+            # The pool reports only a timeout, so one direct attempt finds the cause.
             raise DatabaseError(await self._unreachable_reason()) from None
 
     async def _unreachable_reason(self) -> str:
@@ -210,7 +210,7 @@ class PostgreSQLDatabase(Database):
             await self._default_revoke(username)
 
     async def _default_revoke(self, username: str) -> None:
-        """Drop the role even if it owns objects or holds grants.
+        """Drop the role even if it owns objects or has been granted privileges.
 
         Login is blocked first, in its own transaction, so that a role
         that cannot be dropped (it owns objects in another database) is at

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mssm.core.errors import APIError, BadRequest, NotFound
 from mssm.core.fields import ANY, DURATION, STRING, Field
-from mssm.core.leases import format_time
+from mssm.core.lease_record import format_time
 from mssm.core.request import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from mssm.engines.base import Route
 from mssm.engines.database.config import NAME, statement_list

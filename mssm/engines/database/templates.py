@@ -8,7 +8,7 @@ sha256. In a pipeline `a | f x`, the value of `a` is the last argument of
 `f`, as in Go.
 
 The values of both fields are folded into the user name alphabet before
-the template sees them, and the rendered name is rejected unless it
+the template receives them, and the rendered name is rejected unless it
 consists of that alphabet alone, so a name is always safe inside the
 quotes an operator writes around {{name}}.
 """

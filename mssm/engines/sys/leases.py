@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mssm.core.errors import BadRequest, NotFound
 from mssm.core.fields import ANY, BOOL, DURATION, STRING, Field
-from mssm.core.leases import IRREVOCABLE
+from mssm.core.lease_record import IRREVOCABLE
 from mssm.core.request import LIST, READ, UPDATE, Request, Response
 from mssm.engines.base import Route
 
@@ -129,8 +129,8 @@ def _nothing_matched(revoked: int, prefix: str) -> Response | None:
 
 
 def _listing_state(data: dict[str, Any]) -> str | None:
-    # Vault knows only type=irrevocable here; MSSM also answers without a
-    # type, counting or listing every lease.
+    # Vault accepts only type=irrevocable here. MSSM also accepts no type,
+    # and then counts or lists every lease.
     kind = data.get("type", "")
     if kind == "":
         return None
