@@ -119,6 +119,11 @@ async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
         await core.seal()
 
 
+def _failures() -> float:
+    name = "mssm_lease_revocation_failures_total"
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+
 def gauge(state: str) -> float:
     value = metrics.REGISTRY.get_sample_value("mssm_leases", {"state": state})
     return value or 0.0
@@ -215,6 +220,7 @@ async def test_retry_backoff_schedule(harness: Harness) -> None:
 async def test_state_after_failures(harness: Harness) -> None:
     response = await harness.issue("alice", ttl=60)
     harness.engine.failures_left = 3
+    failures_before = _failures()
     await harness.advance(60)
     lease = harness.manager.get(response.lease_id)
     assert lease.state == REVOKE_PENDING
@@ -228,6 +234,7 @@ async def test_state_after_failures(harness: Harness) -> None:
     assert harness.engine.revoked == ["alice"]
     assert harness.manager.get(response.lease_id) is None
     assert gauge(IRREVOCABLE) == 0
+    assert _failures() - failures_before == 3
 
 
 async def test_gauges_follow_states(harness: Harness) -> None:

@@ -209,7 +209,7 @@ def test_revocation_retried_after_outage(setup: Setup, pg: PostgresTarget) -> No
 
 
 def test_kill_during_creds_loop(setup: Setup, pg: PostgresTarget) -> None:
-    role = pg_role(setup, pg, default_ttl="4s")
+    role = pg_role(setup, pg, default_ttl="8s")
     stop = threading.Event()
     issued: list[str] = []
 
@@ -234,9 +234,13 @@ def test_kill_during_creds_loop(setup: Setup, pg: PostgresTarget) -> None:
     assert issued
     assert set(issued) <= set(created)
     setup.restart()
+    listing = setup.request("LIST", f"sys/leases/lookup/database/creds/{role}/")
+    assert len(listing.json()["data"]["keys"]) >= len(created)
     # Every user MSSM created has a lease: all of them are dropped when
     # their leases expire, including any whose response never arrived.
-    assert wait_until(lambda: pg.marked_roles() == [], timeout=20)
+    assert wait_until(lambda: pg.marked_roles() == [], timeout=25)
+    empty = setup.request("LIST", f"sys/leases/lookup/database/creds/{role}/")
+    assert empty.status_code == 404
 
 
 # -- concurrency --------------------------------------------------------------
