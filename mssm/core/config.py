@@ -24,10 +24,9 @@ class ListenerConfig:
     tls_key_file: str = ""
     tls_min_version: str = "tls12"
     tls_client_ca_file: str = ""
-    # sys/rekey needs a token with sudo unless this is set to false: without a
-    # token, anyone who reaches the listener could cancel a rekey in progress
-    # and start their own.
-    disable_unauthed_rekey_endpoints: bool = True
+    # The unseal-key quorum and the operation's nonce authorise sys/rekey and
+    # sys/generate-root, as in Vault. True makes them need a sudo token too.
+    disable_unauthed_rekey_endpoints: bool = False
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
 
 

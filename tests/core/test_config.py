@@ -102,9 +102,9 @@ def test_invalid_toml_is_reported(tmp_path: Path) -> None:
         load_config(write(tmp_path, "[listener\n"))
 
 
-def test_rekey_needs_token_by_default() -> None:
+def test_unauthed_rekey_allowed_by_default() -> None:
     config = parse_config({"listener": {"tls_disable": True}})
-    assert config.listener.disable_unauthed_rekey_endpoints is True
+    assert config.listener.disable_unauthed_rekey_endpoints is False
 
 
 def test_dev_mode_rejects_non_loopback_address() -> None:

@@ -228,14 +228,28 @@ class TestUnsealShares:
         assert seal_status(server)["sealed"] is False
 
 
+def restart_with_listener_option(server: ServerProcess, option: str) -> None:
+    """Stop server, add a [listener] option to its config, and start it."""
+    server.stop()
+    assert server.config_path is not None
+    text = server.config_path.read_text().replace(
+        "tls_disable = true\n", f"tls_disable = true\n{option}\n"
+    )
+    server.config_path.write_text(text)
+    server.start()
+
+
 class TestRekey:
-    """The rekey flow on one node, with a sudo token as MSSM requires."""
+    """The rekey flow on one node, with the unauthenticated rekey endpoints
+    turned off, so that a sudo token is required as newer Vault releases do."""
 
     @pytest.fixture(scope="class")
     def server(
         self, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[ServerProcess]:
-        server = start_initialised(tmp_path_factory.mktemp("rekey"), 3, 2)
+        server = start_fresh(tmp_path_factory.mktemp("rekey"))
+        restart_with_listener_option(server, "disable_unauthed_rekey_endpoints = true")
+        server.init_and_unseal(3, 2)
         body = {"type": "kv", "options": {"version": "2"}}
         server.request("POST", "sys/mounts/secret", json=body).raise_for_status()
         server.request("POST", "secret/data/kept", json={"data": {"v": "before"}})
@@ -249,7 +263,7 @@ class TestRekey:
     def update(self, server: ServerProcess, body: dict) -> requests.Response:
         return server.request("PUT", "sys/rekey/update", json=body)
 
-    def test_rekey_needs_token_by_default(self, server: ServerProcess) -> None:
+    def test_rekey_needs_token_when_disabled(self, server: ServerProcess) -> None:
         response = server.request("GET", "sys/rekey/init", token=None)
         assert response.status_code == 403
         cancel = server.request("DELETE", "sys/rekey/init", token=None)
@@ -342,16 +356,10 @@ class TestRekey:
         assert value == {"v": "before"}
 
 
-def test_classic_rekey_without_token_when_enabled(tmp_path: Path) -> None:
+def test_classic_rekey_without_token_by_default(tmp_path: Path) -> None:
+    """The unseal-key quorum authorises rekey, as in Vault, unless the
+    listener sets disable_unauthed_rekey_endpoints = true."""
     server = start_fresh(tmp_path)
-    server.stop()
-    assert server.config_path is not None
-    text = server.config_path.read_text().replace(
-        "tls_disable = true\n",
-        "tls_disable = true\ndisable_unauthed_rekey_endpoints = false\n",
-    )
-    server.config_path.write_text(text)
-    server.start()
     try:
         server.init_and_unseal(1, 1)
         body = {"secret_shares": 1, "secret_threshold": 1}
