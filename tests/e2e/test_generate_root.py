@@ -21,8 +21,8 @@ def start_server(directory: Path, unauthenticated_quorum: bool) -> ServerProcess
     """Start and initialise a server with 3 shares and threshold 2."""
     port = free_port()
     listener = f'[listener]\naddress = "127.0.0.1:{port}"\ntls_disable = true\n'
-    if unauthenticated_quorum:
-        listener += "disable_unauthed_rekey_endpoints = false\n"
+    disabled = "false" if unauthenticated_quorum else "true"
+    listener += f"disable_unauthed_rekey_endpoints = {disabled}\n"
     storage = f'[storage]\ntype = "sqlite"\npath = "{directory}/mssm.db"\n'
     config = directory / "mssm.toml"
     config.write_text(listener + storage)
@@ -155,7 +155,7 @@ def test_wrong_shares_reset_progress(server: ServerProcess, tmp_path: Path) -> N
     assert status["progress"] == 0
 
 
-def test_quorum_paths_need_sudo_by_default(tmp_path: Path) -> None:
+def test_quorum_paths_need_sudo_when_disabled(tmp_path: Path) -> None:
     server = start_server(tmp_path, unauthenticated_quorum=False)
     try:
         anonymous = server.request("GET", "sys/generate-root/attempt", token=None)

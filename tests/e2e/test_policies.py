@@ -370,6 +370,7 @@ UNAUTHENTICATED = [
     ("GET", "sys/seal-status"),
     ("GET", "sys/health"),
     ("GET", "sys/init"),
+    ("GET", "sys/generate-root/attempt"),
 ]
 AUTHENTICATED = [
     ("GET", "sys/mounts"),
@@ -378,7 +379,6 @@ AUTHENTICATED = [
     ("GET", "auth/token/lookup-self"),
     ("GET", "secret/data/app/db"),
     ("POST", "sys/wrapping/rewrap"),
-    ("GET", "sys/generate-root/attempt"),
 ]
 
 
