@@ -108,6 +108,14 @@ class TokenEntry:
 
 
 class TokenStore:
+    """Token entries, roles and the token mount's TTLs, cached after unseal.
+
+    NOTE: the cache is per process. A token revoked or used up through
+    another node or worker stays valid here until this process reloads.
+    Expired tokens are rejected everywhere, but the revocation at expiry
+    (children and leases) runs only in processes that have the token cached.
+    """
+
     def __init__(self, storage: StorageView) -> None:
         self.storage = storage
         self._salt: bytes = b""
