@@ -1,7 +1,9 @@
 """The rules of token creation and renewal, free of storage and clocks.
 
-They follow Vault's token store. A child gets a subset of its parent's
-policies, unless a role widens that to its allowed_policies. A TTL is capped
+They follow Vault's token store with one deliberate difference: a child
+never gets a policy its parent lacks (unless the parent holds root), even
+through a role's allowed_policies, where Vault lets a role widen a
+token's policies. A role can only narrow. A TTL is capped
 by the explicit max TTL, the role's max TTL and the token mount's max TTL.
 A periodic token renews to its period, ignoring the requested increment, and
 only its explicit max TTL ends it. Functions that depend on time take `now`
@@ -204,6 +206,8 @@ def _check_role_policies(
             f"allowed policies {role.allowed_policies} or glob policies "
             f"{role.allowed_policies_glob}; not allowed: {', '.join(outside)}"
         )
+    if ROOT_POLICY not in parent_policies:
+        _check_subset(chosen, parent_policies)
 
 
 def _explicit_max(request: CreateRequest, role: TokenRole | None) -> int:

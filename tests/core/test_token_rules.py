@@ -124,8 +124,14 @@ def test_explicit_max_caps_ttl() -> None:
 
 def test_role_allowed_policies_default() -> None:
     role = TokenRole(name="r", allowed_policies=["app"])
-    terms = create(CreateRequest(), parent=["other"], sudo=False, role=role)
+    terms = create(CreateRequest(), parent=["app", "other"], sudo=False, role=role)
     assert terms.policies == ["app", "default"]
+
+
+def test_role_cannot_widen_parent_policies() -> None:
+    role = TokenRole(name="r", allowed_policies=["app"])
+    with pytest.raises(BadRequest, match="parent does not hold: app"):
+        create(CreateRequest(), parent=["other"], sudo=False, role=role)
 
 
 def test_role_rejects_policy_outside_allowed() -> None:
