@@ -245,10 +245,10 @@ def cli(dev_server: Server, home: Path) -> CLI:
 
 @pytest.fixture
 def needs_route(dev_server: Server) -> Callable[[str, str], None]:
-    """Skip the test while the server does not implement a route yet."""
+    """Fail the test early, naming the route, when the server lacks it."""
 
     def check(method: str, path: str) -> None:
         if not dev_server.has_route(method, path):
-            pytest.skip(f"the server has no handler for {method} {path} yet")
+            pytest.fail(f"the server has no handler for {method} {path}")
 
     return check

@@ -1,7 +1,6 @@
 """login, token and unwrap commands.
 
-They need the server's token store; until it exists the tests are skipped
-with the missing route named.
+They need the server's token store; a missing route fails them by name.
 """
 
 from __future__ import annotations
