@@ -1,5 +1,5 @@
 """The core: seal state, routing, authentication, authorisation, audit and
-leases around every request. It knows nothing of HTTP."""
+leases around every request. It has no dependency on HTTP."""
 
 from __future__ import annotations
 

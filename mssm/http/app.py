@@ -1,7 +1,7 @@
 """The ASGI adapter: HTTP framing to and from core Requests and Responses.
 
 It parses and bounds the body, maps methods to operations, picks the token
-from the headers and writes Vault's JSON envelope. It never sees storage.
+from the headers and writes Vault's JSON envelope. It never reads storage.
 """
 
 from __future__ import annotations
