@@ -11,6 +11,9 @@ _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 6
 _UNIT_SECONDS |= {"h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 ACCEPTED = 'seconds as an integer, or a duration such as "90s", "30m", "1h30m", "2d"'
+# Go's time.Duration (int64 nanoseconds) ends here, about 292 years; larger
+# values also overflow the 64-bit integers that storage and JSON carry.
+MAX_SECONDS = 2**63 // 10**9
 
 
 def parse_duration(value: object, field: str = "ttl") -> int:
@@ -27,6 +30,11 @@ def parse_duration(value: object, field: str = "ttl") -> int:
     if text == "":
         return 0
     if re.fullmatch(r"-?\d+", text):
+        # Python refuses to convert very long digit strings, so a number
+        # that cannot fit is rejected before int() is called.
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) > len(str(MAX_SECONDS)):
+            return _non_negative(MAX_SECONDS + 1, field, value)
         return _non_negative(int(text), field, value)
     negative = text.startswith("-")
     body = text[1:] if negative else text
@@ -40,7 +48,10 @@ def parse_duration(value: object, field: str = "ttl") -> int:
     if position != len(body) or position == 0:
         raise _invalid(field, value)
     if negative and total:
-        raise BadRequest(f"invalid {field} {value!r}: must not be negative")
+        raise BadRequest(f"invalid {field} {_shorten(value)}: must not be negative")
+    if not total <= MAX_SECONDS:
+        # Also true for an infinite total from a huge number of hours.
+        return _non_negative(MAX_SECONDS + 1, field, value)
     return int(total)
 
 
@@ -55,12 +66,22 @@ def parse_signed_duration(value: object, field: str) -> int:
 
 def _non_negative(seconds: int, field: str, value: object) -> int:
     if seconds < 0:
-        raise BadRequest(f"invalid {field} {value!r}: must not be negative")
+        raise BadRequest(f"invalid {field} {_shorten(value)}: must not be negative")
+    if seconds > MAX_SECONDS:
+        raise BadRequest(
+            f"invalid {field} {_shorten(value)}: at most {MAX_SECONDS} seconds "
+            "(about 292 years) is allowed"
+        )
     return seconds
 
 
+def _shorten(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _invalid(field: str, value: object) -> BadRequest:
-    return BadRequest(f"invalid {field} {value!r}: expected {ACCEPTED}")
+    return BadRequest(f"invalid {field} {_shorten(value)}: expected {ACCEPTED}")
 
 
 def format_go_duration(seconds: int) -> str:

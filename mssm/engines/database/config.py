@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 NAME = r"(?P<name>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)"
 PLUGINS = (postgresql.PLUGIN_NAME, mysql.PLUGIN_NAME, *mysql.LEGACY_PLUGIN_NAMES)
 DEFAULT_MAX_OPEN_CONNECTIONS = 4
+# A signed 32-bit bound: far above what any database server accepts, and
+# small enough to store and serialise.
+MAX_OPEN_CONNECTIONS = 2**31 - 1
 CONFIG_FIELDS = {
     "plugin_name": Field(STRING),
     "plugin_version": Field(STRING),
@@ -262,8 +265,11 @@ class Connections:
             )
         if not config.connection_url:
             raise BadRequest("field 'connection_url' is required")
-        if config.max_open_connections <= 0:
-            raise BadRequest("max_open_connections must be a positive integer")
+        if not 0 < config.max_open_connections <= MAX_OPEN_CONNECTIONS:
+            raise BadRequest(
+                "max_open_connections must be a positive integer, at most "
+                f"{MAX_OPEN_CONNECTIONS}"
+            )
         if config.username_template:
             try:
                 UsernameTemplate(config.username_template)

@@ -1,0 +1,146 @@
+"""Hostile input and races against the database engine and the lease manager.
+
+Every test drives a real dev server over HTTP and checks the real
+PostgreSQL and MariaDB on 127.0.0.1 afterwards. Each gets its own database,
+least-privilege admin login and mount. An unreachable database fails the
+test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from tests.dbtargets import (  # noqa: F401 - fixtures
+    MySQLTarget,
+    PostgresTarget,
+    lease_server,
+    mount_database,
+    mysql_target,
+    pg_target,
+)
+from tests.server import ServerProcess
+
+PG_CREATE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+    "VALID UNTIL '{{expiration}}';",
+    'GRANT SELECT ON public.items TO "{{name}}";',
+]
+
+
+@dataclass
+class Env:
+    server: ServerProcess
+    mount: str
+    marker: str
+
+    @property
+    def role(self) -> str:
+        return f"r{self.marker}"
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        return self.server.request(method, f"{self.mount}/{path}", json=body)
+
+    def sys(self, method: str, path: str, body: dict | None = None):
+        return self.server.request(method, path, json=body)
+
+    def write(self, path: str, body: dict) -> None:
+        answer = self.call("POST", path, body)
+        assert answer.status_code == 204, answer.text
+
+    def creds(self, role: str | None = None) -> dict:
+        answer = self.call("GET", f"creds/{role or self.role}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def lookup(self, lease_id: str) -> requests.Response:
+        return self.sys("PUT", "sys/leases/lookup", {"lease_id": lease_id})
+
+
+@dataclass
+class PgEnv(Env):
+    target: PostgresTarget
+
+
+@dataclass
+class MyEnv(Env):
+    target: MySQLTarget
+
+    @property
+    def create_statements(self) -> list[str]:
+        return [
+            "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';",
+            f"GRANT SELECT ON `{self.target.database}`.* TO '{{{{name}}}}'@'%';",
+        ]
+
+
+@pytest.fixture
+def pg(lease_server: ServerProcess, pg_target: PostgresTarget) -> Iterator[PgEnv]:  # noqa: F811
+    with pg_target.superuser() as conn:
+        conn.execute("CREATE TABLE public.items (id int)")
+        conn.execute(f'ALTER TABLE public.items OWNER TO "{pg_target.admin}"')
+    mount = mount_database(lease_server, pg_target.marker)
+    env = PgEnv(lease_server, mount, pg_target.marker, pg_target)
+    env.write("config/pg", pg_target.config())
+    env.write("roles/" + env.role, {"db_name": "pg", "creation_statements": PG_CREATE})
+    yield env
+    lease_server.request("DELETE", f"sys/mounts/{mount}")
+
+
+@pytest.fixture
+def my(lease_server: ServerProcess, mysql_target: MySQLTarget) -> Iterator[MyEnv]:  # noqa: F811
+    mount = mount_database(lease_server, mysql_target.marker)
+    env = MyEnv(lease_server, mount, mysql_target.marker, mysql_target)
+    env.write("config/my", mysql_target.config())
+    role = {"db_name": "my", "creation_statements": env.create_statements}
+    env.write("roles/" + env.role, role)
+    yield env
+    lease_server.request("DELETE", f"sys/mounts/{mount}")
+
+
+def _assert_named_400(answer: requests.Response, field: str) -> None:
+    assert answer.status_code == 400, answer.text
+    message = " ".join(answer.json()["errors"])
+    assert field in message
+    assert "internal error" not in message
+
+
+# -- field values that overflow -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("default_ttl", 1e30),
+        ("default_ttl", "99999999999999999999h"),
+        ("default_ttl", "9" * 5000),
+        ("max_ttl", 2**64),
+    ],
+    ids=["float", "hours", "digits", "uint64"],
+)
+def test_role_huge_ttl_rejected(pg: PgEnv, field: str, value: object) -> None:
+    body = {"db_name": "pg", "creation_statements": PG_CREATE, field: value}
+    _assert_named_400(pg.call("POST", "roles/huge", body), field)
+    assert pg.call("GET", "roles/huge").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_connection_lifetime", 1e30), ("max_open_connections", 10**30)],
+)
+def test_config_huge_value_rejected(pg: PgEnv, field: str, value: object) -> None:
+    body = pg.target.config(**{field: value})
+    _assert_named_400(pg.call("POST", "config/pg", body), field)
+    assert pg.creds()["data"]["username"]
+
+
+def test_static_role_huge_period_rejected(pg: PgEnv) -> None:
+    account = f"svc_{pg.marker}"
+    with pg.target.superuser() as conn:
+        conn.execute(f"CREATE ROLE \"{account}\" LOGIN PASSWORD 'Init1al!'")
+    body = {"db_name": "pg", "username": account, "rotation_period": 2**64}
+    _assert_named_400(pg.call("POST", "static-roles/huge", body), "rotation_period")
+    assert pg.target.password_matches(account, "Init1al!")
