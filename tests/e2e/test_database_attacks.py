@@ -144,3 +144,51 @@ def test_static_role_huge_period_rejected(pg: PgEnv) -> None:
     body = {"db_name": "pg", "username": account, "rotation_period": 2**64}
     _assert_named_400(pg.call("POST", "static-roles/huge", body), "rotation_period")
     assert pg.target.password_matches(account, "Init1al!")
+
+
+# -- username templates and password policies ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ " + "(" * 3000 + ".RoleName" + ")" * 3000 + " }}",
+        "{{ .RoleName" + " | lowercase" * 3000 + " }}",
+        '{{ printf "%s" ' + "(lowercase " * 400 + ".RoleName" + ")" * 400 + " }}",
+    ],
+    ids=["parentheses", "pipeline", "calls"],
+)
+def test_deep_template_rejected(pg: PgEnv, template: str) -> None:
+    body = pg.target.config(username_template=template)
+    _assert_named_400(pg.call("POST", "config/pg", body), "username_template")
+    # The previous template stays in force.
+    assert pg.creds()["data"]["username"].startswith("v-")
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ("length = 20\nrule = 5\n", "rule"),
+        ('length = 20\nrule "charset" { charset = ["a", "b"] }\n', "charset"),
+        ('length = 20\nrule "charset" { charset = { a = 1 } }\n', "charset"),
+    ],
+)
+def test_password_policy_malformed_rejected(
+    lease_server: ServerProcess,  # noqa: F811
+    policy: str,
+    fragment: str,
+) -> None:
+    path = "sys/policies/password/attack-malformed"
+    answer = lease_server.request("POST", path, json={"policy": policy})
+    _assert_named_400(answer, fragment)
+    assert lease_server.request("GET", path).status_code == 404
+
+
+def test_tls_certificate_key_invalid_named(my: MyEnv) -> None:
+    body = my.target.config(
+        connection_url=my.target.connection_url + "?tls=true",
+        tls_certificate_key="not a key",
+    )
+    answer = my.call("POST", "config/my", body)
+    _assert_named_400(answer, "tls_certificate_key")
+    assert "None" not in answer.json()["errors"][0]

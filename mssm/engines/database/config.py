@@ -271,10 +271,7 @@ class Connections:
                 f"{MAX_OPEN_CONNECTIONS}"
             )
         if config.username_template:
-            try:
-                UsernameTemplate(config.username_template)
-            except TemplateError as exc:
-                raise BadRequest(f"invalid username_template: {exc}") from None
+            _check_template(config.username_template)
         await self.password_policy(config)
 
     async def delete_config(self, req: Request, data: dict) -> None:
@@ -351,6 +348,15 @@ def _merge(existing: ConnectionConfig | None, data: dict) -> ConnectionConfig:
             value = statement_list(key, value)
         setattr(config, key, value)
     return config
+
+
+def _check_template(source: str) -> None:
+    """Parse and render a username template once, so that a template that
+    can never render fails at configuration time, not at every creds read."""
+    try:
+        UsernameTemplate(source).render("token", "role")
+    except TemplateError as exc:
+        raise BadRequest(f"invalid username_template: {exc}") from None
 
 
 def _glob_match(pattern: str, value: str) -> bool:

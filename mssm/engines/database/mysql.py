@@ -154,7 +154,8 @@ def _load_client_certificate(context: ssl.SSLContext, pem: str) -> None:
         try:
             context.load_cert_chain(path)
         except ssl.SSLError as exc:
-            raise DatabaseError(f"invalid tls_certificate_key: {exc.reason}") from None
+            reason = exc.reason or "not a PEM certificate and private key"
+            raise DatabaseError(f"invalid tls_certificate_key: {reason}") from None
 
 
 class MySQLDatabase(Database):

@@ -150,7 +150,11 @@ def _length(value: object) -> int:
     return value
 
 
-def _rules(blocks: list) -> list[CharsetRule]:
+def _rules(blocks: object) -> list[CharsetRule]:
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise PolicyError(
+            'invalid password policy: rule must be a block: rule "charset" { ... }'
+        )
     rules = []
     for block in blocks:
         for kind, body in block.items():
@@ -164,8 +168,13 @@ def _rules(blocks: list) -> list[CharsetRule]:
     return rules
 
 
-def _charset_rule(body: dict) -> CharsetRule:
-    charset = _unquote(str(body.get("charset", "")))
+def _charset_rule(body: object) -> CharsetRule:
+    if not isinstance(body, dict):
+        raise PolicyError('invalid password policy: rule "charset" must be a block')
+    raw = body.get("charset", "")
+    if not isinstance(raw, str):
+        raise PolicyError("invalid password policy: charset must be a string")
+    charset = _unquote(raw)
     if not charset:
         raise PolicyError("invalid password policy: a charset rule has no charset")
     min_chars = body.get("min-chars", body.get("min_chars", 0))

@@ -42,6 +42,9 @@ _TOKEN = re.compile(
 )
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 FIELDS = ("DisplayName", "RoleName")
+_TOO_DEEP = (
+    "the username template nests parentheses or pipelines too deeply; use fewer levels"
+)
 
 
 class TemplateError(ValueError):
@@ -67,14 +70,23 @@ def fold_name(value: str) -> str:
 class UsernameTemplate:
     def __init__(self, source: str) -> None:
         self.source = source
-        self._parts = _compile(source)
+        try:
+            self._parts = _compile(source)
+        except RecursionError:
+            raise TemplateError(_TOO_DEEP) from None
 
     def render(self, display_name: str, role_name: str) -> str:
         values = {
             "DisplayName": fold_name(display_name),
             "RoleName": fold_name(role_name),
         }
-        return "".join(_text(part(values, None)) for part in self._parts).strip()
+        # Parsing and evaluation both recurse once per nested "(" and per
+        # pipeline stage, so Python's recursion limit bounds the nesting.
+        try:
+            parts = [_text(part(values, None)) for part in self._parts]
+        except RecursionError:
+            raise TemplateError(_TOO_DEEP) from None
+        return "".join(parts).strip()
 
 
 def check_username(name: str, limit: int, plugin: str) -> None:
