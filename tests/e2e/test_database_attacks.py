@@ -8,6 +8,7 @@ test.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,6 +30,13 @@ PG_CREATE = [
     "VALID UNTIL '{{expiration}}';",
     'GRANT SELECT ON public.items TO "{{name}}";',
 ]
+# A charset that appears nowhere else in the responses and logs these tests
+# read, so that any run of it there is a piece of a generated password.
+MARK_CHARSET = "QXJ"
+MARK_RUN = re.compile(f"[{MARK_CHARSET}]{{4,}}")
+# Longer runs for the whole log, where random lease ids could hold a short one.
+MARK_LOG_RUN = re.compile(f"[{MARK_CHARSET}]{{6,}}")
+MARK_POLICY = f'length = 30\nrule "charset" {{\n  charset = "{MARK_CHARSET}"\n}}\n'
 
 
 @dataclass
@@ -192,3 +200,59 @@ def test_tls_certificate_key_invalid_named(my: MyEnv) -> None:
     answer = my.call("POST", "config/my", body)
     _assert_named_400(answer, "tls_certificate_key")
     assert "None" not in answer.json()["errors"][0]
+
+
+# -- secrets in errors and reads ----------------------------------------------
+
+
+def _use_mark_policy(env: Env, config: str, body: dict) -> None:
+    policy = f"attack-{env.marker}"
+    answer = env.sys("POST", f"sys/policies/password/{policy}", {"policy": MARK_POLICY})
+    assert answer.status_code == 204, answer.text
+    env.write(f"config/{config}", body | {"password_policy": policy})
+
+
+def test_pg_error_hides_password_pieces(pg: PgEnv) -> None:
+    _use_mark_policy(pg, "pg", pg.target.config())
+    typo = PG_CREATE[0].replace(";", " GARBAGE;")
+    pg.write("roles/typo", {"db_name": "pg", "creation_statements": [typo]})
+    answer = pg.call("GET", "creds/typo")
+    assert answer.status_code == 500
+    message = answer.json()["errors"][0]
+    # PostgreSQL quotes the statement up to the error: the password's tail.
+    assert "GARBAGE" in message
+    assert MARK_RUN.search(message) is None, message
+    assert MARK_LOG_RUN.search(pg.server.log_path.read_text()) is None
+
+
+def test_mysql_error_hides_password_pieces(my: MyEnv) -> None:
+    _use_mark_policy(my, "my", my.target.config())
+    # MariaDB quotes 80 characters from the error on, which ends inside
+    # the password after this padding.
+    typo = "CREATE USER '{{name}}'@'%' IDENTIFIED BYY '" + "a" * 60 + "{{password}}'"
+    my.write("roles/typo", {"db_name": "my", "creation_statements": [typo]})
+    answer = my.call("GET", "creds/typo")
+    assert answer.status_code == 500
+    message = answer.json()["errors"][0]
+    assert "BYY" in message
+    assert MARK_RUN.search(message) is None, message
+    assert MARK_LOG_RUN.search(my.server.log_path.read_text()) is None
+
+
+def test_config_read_hides_password_with_at(my: MyEnv) -> None:
+    password = f"{my.target.admin_password}@tail@end"
+    my.target.query("ALTER USER %s@'%%' IDENTIFIED BY %s", (my.target.admin, password))
+    # The password goes into the DSN unescaped, because the DSN parser
+    # splits the credentials from the address at the last "@".
+    address = f"@tcp(127.0.0.1:3306)/{my.target.database}"
+    literal = f"{my.target.admin}:{password}{address}"
+    my.write(
+        "config/literal",
+        {
+            "plugin_name": "mysql-database-plugin",
+            "connection_url": literal,
+            "allowed_roles": "*",
+        },
+    )
+    details = my.call("GET", "config/literal").json()["data"]["connection_details"]
+    assert details["connection_url"] == f"{my.target.admin}:*****{address}"

@@ -365,7 +365,6 @@ def _glob_match(pattern: str, value: str) -> bool:
     return re.fullmatch(regex, value) is not None
 
 
-_URL_PASSWORD = re.compile(r"^((?:[a-z][a-z0-9+.-]*://)?[^:/@]*:)([^@]*)@")
 _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
@@ -376,18 +375,32 @@ def _redact_url(url: str) -> str:
     and "password=secret"; the {{password}} placeholder is shown as written.
     """
 
-    def hide_userinfo(match: re.Match) -> str:
-        if match.group(2) in ("", "{{password}}"):
-            return match.group(0)
-        return f"{match.group(1)}*****@"
-
     def hide_keyword(match: re.Match) -> str:
         if match.group(2) == "{{password}}":
             return match.group(0)
         return f"{match.group(1)}*****"
 
-    url = _URL_PASSWORD.sub(hide_userinfo, url)
-    return _KEYWORD_PASSWORD.sub(hide_keyword, url)
+    return _KEYWORD_PASSWORD.sub(hide_keyword, _hide_userinfo(url))
+
+
+def _hide_userinfo(url: str) -> str:
+    """Hide the password in "user:password@" up to the last "@" of the
+    authority, because an unencoded password may contain "@" itself."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    # An "@" in the query string (a certificate path) is not the end of
+    # the credentials, unless the password itself contains a "?".
+    at = rest.partition("?")[0].rfind("@")
+    if at < 0:
+        at = rest.rfind("@")
+    userinfo = rest[:at]
+    if at < 0 or (not separator and re.search(r"[\s=]", userinfo)):
+        return url
+    user, colon, password = userinfo.partition(":")
+    if not colon or password in ("", "{{password}}"):
+        return url
+    return f"{scheme}{separator}{user}:*****{rest[at:]}"
 
 
 async def _close_quietly(name: str, database: Database) -> None:

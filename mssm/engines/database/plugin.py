@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 
 # Characters that could end or escape a quoted SQL literal or identifier.
 UNSAFE_PASSWORD_CHARS = frozenset("'\"\\`")
+# Pieces of a secret this long or longer are redacted from error messages.
+# Shorter ones are left, so that ordinary words survive; a 3-character piece
+# of a 20-character generated password gives little away.
+MIN_SECRET_FRAGMENT = 4
 _PLACEHOLDER = re.compile(r"\{\{\s*(name|username|password|expiration)\s*\}\}")
 
 
@@ -158,10 +162,45 @@ def check_password_safe(password: str, policy_name: str) -> None:
 
 
 def scrub(message: str, secrets: list[str]) -> str:
-    """Replace every non-empty secret in message with "[redacted]"."""
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        message = message.replace(secret, "[redacted]")
-    return message
+    """Replace every secret in message, and every piece of one that is
+    MIN_SECRET_FRAGMENT characters or longer, with "[redacted]".
+
+    Pieces matter because database errors quote the statement around the
+    error position and cut it anywhere: PostgreSQL's "LINE 1: ...", MySQL's
+    "near '...'" and tokenizer errors can show half a password.
+    """
+    hidden = [False] * len(message)
+    for secret in filter(None, secrets):
+        shortest = min(len(secret), MIN_SECRET_FRAGMENT)
+        start = 0
+        while start < len(message):
+            length = _fragment_length(message, start, secret)
+            if length >= shortest:
+                hidden[start : start + length] = [True] * length
+                start += length
+            else:
+                start += 1
+    return _join_visible(message, hidden)
+
+
+def _fragment_length(message: str, start: int, secret: str) -> int:
+    """Return the length of the longest piece of secret at message[start:]."""
+    length = 0
+    while start + length < len(message) and (
+        message[start : start + length + 1] in secret
+    ):
+        length += 1
+    return length
+
+
+def _join_visible(message: str, hidden: list[bool]) -> str:
+    parts: list[str] = []
+    for index, char in enumerate(message):
+        if not hidden[index]:
+            parts.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            parts.append("[redacted]")
+    return "".join(parts)
 
 
 def retry_delay(attempt: int) -> float:

@@ -176,7 +176,7 @@ class PostgreSQLDatabase(Database):
             logger.warning(
                 "rollback statements for %s failed: %s",
                 user.username,
-                self._message(exc),
+                scrub(_one_line(str(exc)), [user.password, *self._secrets]),
             )
 
     async def _run_in_transaction(
