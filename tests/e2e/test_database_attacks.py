@@ -256,3 +256,33 @@ def test_config_read_hides_password_with_at(my: MyEnv) -> None:
     )
     details = my.call("GET", "config/literal").json()["data"]["connection_details"]
     assert details["connection_url"] == f"{my.target.admin}:*****{address}"
+
+
+# -- name collisions ----------------------------------------------------------
+
+
+def test_mysql_collision_keeps_live_user(my: MyEnv) -> None:
+    # A template without a random part gives the second lease the first's name.
+    my.write("config/my", my.target.config(username_template="{{.RoleName}}"))
+    first = my.creds()
+    assert first["data"]["username"] == my.role
+    second = my.call("GET", f"creds/{my.role}")
+    assert second.status_code == 500
+    assert "1396" in second.json()["errors"][0]
+    assert my.target.user_hosts(my.role) == ["%"]
+    assert my.target.login(my.role, first["data"]["password"]) == [(1,)]
+    assert my.lookup(first["lease_id"]).json()["data"]["state"] == "active"
+
+
+def test_mysql_collision_keeps_foreign_user(my: MyEnv) -> None:
+    foreign = f"f{my.marker}"
+    my.target.query("CREATE USER %s@'%%' IDENTIFIED BY 'Foreign-1'", (foreign,))
+    my.write("config/my", my.target.config(username_template="{{.RoleName}}"))
+    role = {"db_name": "my", "creation_statements": my.create_statements}
+    my.write(f"roles/{foreign}", role)
+    answer = my.call("GET", f"creds/{foreign}")
+    assert answer.status_code == 500
+    assert my.target.user_hosts(foreign) == ["%"]
+    assert my.target.login(foreign, "Foreign-1", use_schema=False) == [(1,)]
+    leases = my.sys("LIST", f"sys/leases/lookup/{my.mount}/creds/{foreign}/")
+    assert leases.status_code == 404

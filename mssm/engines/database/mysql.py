@@ -244,16 +244,16 @@ class MySQLDatabase(Database):
 
     async def create_user(self, user: NewUser) -> None:
         values = statement_values(user.username, user.password, user.expiration)
-        hosts = list(self.user_details(user.statements, user.username)["hosts"])
         for attempt in range(1, CREATE_ATTEMPTS + 1):
+            executed: list[str] = []
             try:
-                await self._create_once(user, values)
+                await self._create_once(user, values, executed)
                 return
             except DatabaseError as exc:
                 raise CreateUserError(str(exc), rolled_back=True) from None
             except (MySQLError, OSError) as exc:
                 message = self._message(exc, [user.password])
-                rolled_back = await self._roll_back(user, values, hosts)
+                rolled_back = await self._roll_back(user, values, executed)
                 if (
                     _code(exc) in _RETRY_CODES
                     and rolled_back
@@ -264,18 +264,39 @@ class MySQLDatabase(Database):
                 raise CreateUserError(message, rolled_back) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _create_once(self, user: NewUser, values: dict) -> None:
+    async def _create_once(
+        self, user: NewUser, values: dict, executed: list[str]
+    ) -> None:
+        """Run the creation statements, appending each one that may have
+        taken effect to executed."""
         async with self._connection() as conn:
             await conn.begin()
             try:
-                await self._execute_all(conn, user.statements, values)
+                async with conn.cursor() as cursor:
+                    for entry in user.statements:
+                        for statement in split_statements(render(entry, values)):
+                            executed.append(statement)
+                            await _execute_or_forget(cursor, statement, executed)
             except BaseException:
                 await conn.rollback()
                 raise
             await conn.commit()
 
-    async def _roll_back(self, user: NewUser, values: dict, hosts: list[str]) -> bool:
-        """Undo a failed creation; return whether it certainly left nothing."""
+    async def _roll_back(
+        self, user: NewUser, values: dict, executed: list[str]
+    ) -> bool:
+        """Undo what a failed creation did; return whether it certainly left
+        nothing.
+
+        Only the statements that may have run are undone, and only if one of
+        them names the user. When the CREATE USER failed because the name is
+        taken, the existing user (another lease's, or one MSSM never created)
+        is kept.
+        """
+        touched = [s for s in executed if user.username in s]
+        if not touched:
+            return True
+        hosts = user_hosts(" ".join(touched), user.username)
         try:
             async with self._connection() as conn:
                 if user.rollback_statements:
@@ -382,6 +403,21 @@ async def _own_account_query(cursor: Any, password: str) -> tuple:
     row = await cursor.fetchone()
     user, _, host = str(row[0]).rpartition("@")
     return ("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
+
+
+async def _execute_or_forget(cursor: Any, statement: str, executed: list[str]) -> None:
+    """Execute statement; drop it from executed if the server rejected it.
+
+    A server error (codes below 2000, or 3000 and up) means the statement
+    did not run. A client error (2000-2999, such as a lost connection) or an
+    OSError leaves it unknown, so the statement stays in executed.
+    """
+    try:
+        await cursor.execute(statement)
+    except MySQLError as exc:
+        if not 2000 <= _code(exc) < 3000 and _code(exc) != 0:
+            executed.pop()
+        raise
 
 
 def user_hosts(rendered: str, username: str) -> list[str]:
