@@ -83,6 +83,9 @@ class LeaseManager:
         self._heap: list[tuple[float, str]] = []
         self._counts: Counter[str] = Counter()
         self._inflight: dict[str, asyncio.Task] = {}
+        # One lock per lease, held by renewals and revocations, so that they
+        # never run on one lease at once.
+        self._lease_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task] = set()
         self._loop_task: asyncio.Task | None = None
         self._revoke_slots = asyncio.Semaphore(REVOKE_CONCURRENCY)
@@ -125,6 +128,7 @@ class LeaseManager:
         self._heap = []
         self._counts = Counter()
         self._inflight = {}
+        self._lease_locks = {}
         self._background = set()
 
     async def _load_all(self) -> list[Lease]:
@@ -275,7 +279,19 @@ class LeaseManager:
         return await self.storage.list("id/" + normalize_prefix(prefix))
 
     async def renew(self, lease_id: str, increment: int) -> Response:
-        """Extend a lease from now by increment (or its default TTL)."""
+        """Extend a lease from now by increment (or its default TTL).
+
+        Renewals of one lease run one at a time, and never during its
+        revocation: PostgreSQL fails concurrent ALTER ROLEs on one role with
+        "tuple concurrently updated", and a renewal that finished after the
+        revocation would store the revoked lease again.
+        """
+        if lease_id not in self._leases:
+            raise BadRequest("lease not found")
+        async with self._lock(lease_id):
+            return await self._renew_locked(lease_id, increment)
+
+    async def _renew_locked(self, lease_id: str, increment: int) -> Response:
         now = self.now()
         lease = self._renewable(lease_id, now)
         requested = increment or lease.default_ttl
@@ -432,8 +448,11 @@ class LeaseManager:
         return await asyncio.shield(task)
 
     async def _revoke_once(self, lease: Lease, cause: str) -> str | None:
-        async with self._revoke_slots:
+        async with self._revoke_slots, self._lock(lease.lease_id):
             if self._leases.get(lease.lease_id) is not lease:
+                # Revoked while this attempt waited; drop the lock it made.
+                if lease.lease_id not in self._leases:
+                    self._lease_locks.pop(lease.lease_id, None)
                 return None
             try:
                 await self._call_engine(lease)
@@ -599,6 +618,9 @@ class LeaseManager:
 
     # -- memory and storage ------------------------------------------------------
 
+    def _lock(self, lease_id: str) -> asyncio.Lock:
+        return self._lease_locks.setdefault(lease_id, asyncio.Lock())
+
     def _remember(self, lease: Lease) -> None:
         previous = self._leases.get(lease.lease_id)
         if previous is not None:
@@ -621,6 +643,7 @@ class LeaseManager:
         if self._leases.get(lease.lease_id) is lease:
             del self._leases[lease.lease_id]
             self._counts[lease.state] -= 1
+            self._lease_locks.pop(lease.lease_id, None)
         self._publish_counts()
 
     def _recount(self) -> None:

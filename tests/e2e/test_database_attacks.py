@@ -9,7 +9,10 @@ test.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -286,3 +289,48 @@ def test_mysql_collision_keeps_foreign_user(my: MyEnv) -> None:
     assert my.target.login(foreign, "Foreign-1", use_schema=False) == [(1,)]
     leases = my.sys("LIST", f"sys/leases/lookup/{my.mount}/creds/{foreign}/")
     assert leases.status_code == 404
+
+
+# -- renewals racing each other and revocation --------------------------------
+
+
+def test_parallel_renew_one_lease(pg: PgEnv) -> None:
+    lease_id = pg.creds()["lease_id"]
+    body = {"lease_id": lease_id, "increment": 600}
+
+    def renew(_: int) -> requests.Response:
+        return pg.sys("PUT", "sys/leases/renew", body)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(renew, range(60)))
+    failures = [a.text for a in answers if a.status_code != 200]
+    assert failures == []
+    assert {a.json()["lease_duration"] for a in answers} <= {599, 600}
+
+
+def test_renew_during_revoke_stays_revoked(pg: PgEnv) -> None:
+    # A renew statement that takes a second keeps the renewal running
+    # while the revocation starts.
+    role = {
+        "db_name": "pg",
+        "creation_statements": PG_CREATE,
+        "renew_statements": ["SELECT pg_sleep(1)"],
+    }
+    pg.write(f"roles/{pg.role}", role)
+    issued = pg.creds()
+    lease_id = issued["lease_id"]
+    renewal: list[requests.Response] = []
+    body = {"lease_id": lease_id, "increment": 600}
+    worker = threading.Thread(
+        target=lambda: renewal.append(pg.sys("PUT", "sys/leases/renew", body))
+    )
+    worker.start()
+    time.sleep(0.3)
+    revoked = pg.sys("PUT", "sys/leases/revoke", {"lease_id": lease_id})
+    worker.join(timeout=30)
+    assert revoked.status_code == 204
+    assert renewal[0].status_code == 200
+    assert pg.lookup(lease_id).status_code == 400
+    listing = pg.sys("LIST", f"sys/leases/lookup/{pg.mount}/creds/{pg.role}/")
+    assert listing.status_code == 404, listing.text
+    assert not pg.target.role_exists(issued["data"]["username"])

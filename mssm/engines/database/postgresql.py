@@ -247,19 +247,31 @@ class PostgreSQLDatabase(Database):
     async def renew_user(
         self, username: str, statements: list[str], expiration: str
     ) -> None:
-        try:
-            if statements:
-                values = statement_values(username, expiration=expiration)
-                await self._run_in_transaction(statements, values)
+        # The lease manager renews one lease at a time, but another node, or
+        # a GRANT to the same role, can still update its catalog row at once.
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                await self._renew_once(username, statements, expiration)
                 return
-            async with self._connection() as conn:
-                await conn.execute(
-                    sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
-                        sql.Identifier(username), sql.Literal(expiration)
-                    )
+            except psycopg.Error as exc:
+                if _retryable(exc) and attempt < CREATE_ATTEMPTS:
+                    await asyncio.sleep(retry_delay(attempt))
+                    continue
+                raise DatabaseError(self._message(exc)) from None
+
+    async def _renew_once(
+        self, username: str, statements: list[str], expiration: str
+    ) -> None:
+        if statements:
+            values = statement_values(username, expiration=expiration)
+            await self._run_in_transaction(statements, values)
+            return
+        async with self._connection() as conn:
+            await conn.execute(
+                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
+                    sql.Identifier(username), sql.Literal(expiration)
                 )
-        except psycopg.Error as exc:
-            raise DatabaseError(self._message(exc)) from None
+            )
 
     # -- passwords ---------------------------------------------------------------
 
