@@ -334,3 +334,28 @@ def test_renew_during_revoke_stays_revoked(pg: PgEnv) -> None:
     listing = pg.sys("LIST", f"sys/leases/lookup/{pg.mount}/creds/{pg.role}/")
     assert listing.status_code == 404, listing.text
     assert not pg.target.role_exists(issued["data"]["username"])
+
+
+# -- accounts the default revocation must find --------------------------------
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        "CREATE USER '{{name}}'@localhost IDENTIFIED BY '{{password}}'",
+        "CREATE USER {{name}}@localhost IDENTIFIED BY '{{password}}'",
+        "CREATE USER `{{name}}`@`localhost` IDENTIFIED BY '{{password}}'",
+    ],
+    ids=["bare-host", "bare-both", "backticks"],
+)
+def test_mysql_revocation_finds_host(my: MyEnv, create: str) -> None:
+    # An unquoted account name may not contain "-", so the name has none.
+    template = '{{ printf "%s_%s" .RoleName (random 8) }}'
+    my.write("config/my", my.target.config(username_template=template))
+    my.write(f"roles/{my.role}", {"db_name": "my", "creation_statements": [create]})
+    issued = my.creds()
+    username = issued["data"]["username"]
+    assert my.target.user_hosts(username) == ["localhost"]
+    revoked = my.sys("PUT", "sys/leases/revoke", {"lease_id": issued["lease_id"]})
+    assert revoked.status_code == 204
+    assert my.target.user_hosts(username) == []

@@ -62,6 +62,11 @@ _RETRY_CODES = {1213, 1205}
 # Errors that mean the user named in the statement does not exist (any more).
 _USER_GONE_CODES = {1396, 1269, 1141, 1147, 1403}
 _DEFAULT_PORT = 3306
+# The optional "@host" after a user name, in each form MySQL accepts.
+_HOST_PART = (
+    r"(?:@(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\"|`(?P<back>[^`]*)`"
+    r"|(?P<bare>[A-Za-z0-9_.$:%-]+)))?"
+)
 
 
 @dataclass
@@ -421,12 +426,23 @@ async def _execute_or_forget(cursor: Any, statement: str, executed: list[str]) -
 
 
 def user_hosts(rendered: str, username: str) -> list[str]:
-    """Return the hosts that rendered statements name for username, or ["%"]."""
-    pattern = re.compile(
-        r"(['\"`])" + re.escape(username) + r"\1\s*@\s*(['\"`])(.*?)\2"
+    """Return the hosts that rendered statements name for username.
+
+    MySQL accepts the account as 'user'@'host', with any of its three
+    quotes, or unquoted on either side (user@localhost), and a user named
+    without a host is user@'%'. Missing one here would make the default
+    revocation drop the wrong account and leave the real one behind.
+    """
+    name = re.escape(username)
+    account = re.compile(
+        rf"(?:(?P<quote>['\"`]){name}(?P=quote)|(?<![\w.$-]){name}(?![\w.$-]))"
+        + _HOST_PART
     )
-    hosts = list(dict.fromkeys(match.group(3) for match in pattern.finditer(rendered)))
-    return hosts or ["%"]
+    hosts = []
+    for match in account.finditer(rendered):
+        quoted = (match.group(kind) for kind in ("single", "double", "back", "bare"))
+        hosts.append(next((host for host in quoted if host is not None), "%"))
+    return list(dict.fromkeys(hosts)) or ["%"]
 
 
 def _names_user(statement: str, username: str) -> bool:
