@@ -336,6 +336,25 @@ def test_renew_during_revoke_stays_revoked(pg: PgEnv) -> None:
     assert not pg.target.role_exists(issued["data"]["username"])
 
 
+# -- root rotation racing configuration writes ----------------------------------
+
+
+def test_parallel_rotate_root_keeps_access(my: MyEnv) -> None:
+    # Rotations and writes that leave the password alone, all at once: the
+    # stored root password must end up as the one the database has.
+    def rotate(index: int) -> requests.Response:
+        if index % 2:
+            return my.call("POST", "config/my", {"allowed_roles": "*"})
+        return my.call("POST", "rotate-root/my")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(rotate, range(16)))
+    assert [a.status_code for a in answers] == [204] * 16
+    issued = my.creds()
+    assert my.target.login(issued["data"]["username"], issued["data"]["password"])
+    assert my.target.user_hosts(my.target.admin) == ["%"]
+
+
 # -- accounts the default revocation must find --------------------------------
 
 

@@ -156,6 +156,10 @@ class Connections:
         self.storage = engine.ctx.storage
         self._open: dict[str, Database] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Held while a connection's stored configuration is read, changed
+        # and written back, so that a rotated root password is never
+        # overwritten by a write that read the old one.
+        self._write_locks: dict[str, asyncio.Lock] = {}
 
     def routes(self) -> list[Route]:
         return [
@@ -239,7 +243,14 @@ class Connections:
             raise NotFound()
         return Response(data=config.public())
 
+    def _write_lock(self, name: str) -> asyncio.Lock:
+        return self._write_locks.setdefault(name, asyncio.Lock())
+
     async def write_config(self, req: Request, data: dict) -> None:
+        async with self._write_lock(data["name"]):
+            await self._write_config(data)
+
+    async def _write_config(self, data: dict) -> None:
         existing = await self.load(data["name"])
         config = _merge(existing, data)
         await self._validate(config)
@@ -275,8 +286,9 @@ class Connections:
         await self.password_policy(config)
 
     async def delete_config(self, req: Request, data: dict) -> None:
-        await self.close(data["name"])
-        await self.storage.delete(f"config/{data['name']}")
+        async with self._write_lock(data["name"]):
+            await self.close(data["name"])
+            await self.storage.delete(f"config/{data['name']}")
 
     async def reset(self, req: Request, data: dict) -> None:
         if await self.load(data["name"]) is None:
@@ -284,6 +296,12 @@ class Connections:
         await self.close(data["name"])
 
     async def rotate_root(self, req: Request, data: dict) -> None:
+        # Two rotations at once would each store their own password while
+        # the database keeps whichever ALTER ran last.
+        async with self._write_lock(data["name"]):
+            await self._rotate_root(data)
+
+    async def _rotate_root(self, data: dict) -> None:
         config = await self.load(data["name"])
         if config is None:
             raise BadRequest(f"no database connection named {data['name']!r}")
