@@ -261,6 +261,16 @@ def test_config_read_hides_password_with_at(my: MyEnv) -> None:
     assert details["connection_url"] == f"{my.target.admin}:*****{address}"
 
 
+def test_url_error_hides_literal_password(pg: PgEnv) -> None:
+    # A malformed URL makes libpq quote it back, literal password and all.
+    url = f"postgresql://{pg.target.admin}:Literal-{pg.marker}@[::1/x"
+    body = {"plugin_name": "postgresql-database-plugin", "connection_url": url}
+    answer = pg.call("POST", "config/literal", body)
+    _assert_named_400(answer, "connection_url")
+    assert f"Literal-{pg.marker}" not in answer.text
+    assert "[redacted]@[::1/x" in answer.text
+
+
 # -- name collisions ----------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from mssm.engines.database.plugin import (
     DatabaseError,
     PoolLimits,
     check_password_safe,
+    redact_url,
 )
 from mssm.engines.database.templates import TemplateError, UsernameTemplate
 
@@ -94,7 +95,7 @@ class ConnectionConfig:
     def public(self) -> dict[str, Any]:
         """Return the read response data, without password or private key."""
         details: dict[str, Any] = {
-            "connection_url": _redact_url(self.connection_url),
+            "connection_url": redact_url(self.connection_url),
             "username": self.username,
         }
         if self.max_open_connections != DEFAULT_MAX_OPEN_CONNECTIONS:
@@ -381,44 +382,6 @@ def _glob_match(pattern: str, value: str) -> bool:
     """Match Vault's allowed_roles globs, where only '*' is special."""
     regex = ".*".join(re.escape(part) for part in pattern.split("*"))
     return re.fullmatch(regex, value) is not None
-
-
-_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
-
-
-def _redact_url(url: str) -> str:
-    """Hide a literal password written into a connection URL.
-
-    Covers "scheme://user:secret@host", the Go DSN "user:secret@tcp(...)"
-    and "password=secret"; the {{password}} placeholder is shown as written.
-    """
-
-    def hide_keyword(match: re.Match) -> str:
-        if match.group(2) == "{{password}}":
-            return match.group(0)
-        return f"{match.group(1)}*****"
-
-    return _KEYWORD_PASSWORD.sub(hide_keyword, _hide_userinfo(url))
-
-
-def _hide_userinfo(url: str) -> str:
-    """Hide the password in "user:password@" up to the last "@" of the
-    authority, because an unencoded password may contain "@" itself."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        scheme, rest = "", url
-    # An "@" in the query string (a certificate path) is not the end of
-    # the credentials, unless the password itself contains a "?".
-    at = rest.partition("?")[0].rfind("@")
-    if at < 0:
-        at = rest.rfind("@")
-    userinfo = rest[:at]
-    if at < 0 or (not separator and re.search(r"[\s=]", userinfo)):
-        return url
-    user, colon, password = userinfo.partition(":")
-    if not colon or password in ("", "{{password}}"):
-        return url
-    return f"{scheme}{separator}{user}:*****{rest[at:]}"
 
 
 async def _close_quietly(name: str, database: Database) -> None:

@@ -21,6 +21,8 @@ UNSAFE_PASSWORD_CHARS = frozenset("'\"\\`")
 # of a 20-character generated password gives little away.
 MIN_SECRET_FRAGMENT = 4
 _PLACEHOLDER = re.compile(r"\{\{\s*(name|username|password|expiration)\s*\}\}")
+PASSWORD_PLACEHOLDER = "{{password}}"  # noqa: S105 - a placeholder, not a secret
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
 class DatabaseError(Exception):
@@ -201,6 +203,57 @@ def _join_visible(message: str, hidden: list[bool]) -> str:
         elif index == 0 or not hidden[index - 1]:
             parts.append("[redacted]")
     return "".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """Hide the literal passwords written into a connection URL.
+
+    Covers "scheme://user:secret@host", the Go DSN "user:secret@tcp(...)"
+    and "password=secret". The {{password}} placeholder is shown as written.
+    """
+    for start, end in sorted(_password_spans(url), reverse=True):
+        url = url[:start] + "*****" + url[end:]
+    return url
+
+
+def url_passwords(url: str) -> list[str]:
+    """Return the literal passwords written into a connection URL."""
+    return [url[start:end].strip("'") for start, end in _password_spans(url)]
+
+
+def _password_spans(url: str) -> list[tuple[int, int]]:
+    spans = [
+        match.span(2)
+        for match in _KEYWORD_PASSWORD.finditer(url)
+        if match.group(2) != PASSWORD_PLACEHOLDER
+    ]
+    userinfo = _userinfo_password_span(url)
+    if userinfo is not None and not any(s <= userinfo[0] < e for s, e in spans):
+        spans.append(userinfo)
+    return spans
+
+
+def _userinfo_password_span(url: str) -> tuple[int, int] | None:
+    """Return where the password of "user:password@" lies in url.
+
+    It ends at the last "@" of the authority, because an unescaped password
+    may contain "@" itself.
+    """
+    separator = url.find("://")
+    begin = separator + 3 if separator >= 0 else 0
+    rest = url[begin:]
+    # An "@" in the query string (a certificate path) is not the end of
+    # the credentials, unless the password itself contains a "?".
+    at = rest.partition("?")[0].rfind("@")
+    if at < 0:
+        at = rest.rfind("@")
+    userinfo = rest[:at]
+    if at < 0 or (separator < 0 and re.search(r"[\s=]", userinfo)):
+        return None
+    colon = userinfo.find(":")
+    if colon < 0 or userinfo[colon + 1 :] in ("", PASSWORD_PLACEHOLDER):
+        return None
+    return begin + colon + 1, begin + at
 
 
 def retry_delay(attempt: int) -> float:

@@ -31,6 +31,7 @@ from mssm.engines.database.plugin import (
     retry_delay,
     scrub,
     statement_values,
+    url_passwords,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ def build_conninfo(url: str, username: str, password: str) -> dict[str, Any]:
     except psycopg.ProgrammingError as exc:
         message = str(exc).replace(_USER_MARK, "{{username}}")
         message = message.replace(_PASSWORD_MARK, "{{password}}")
-        raise DatabaseError(f"invalid connection_url: {_one_line(message)}") from None
+        # libpq quotes the URL, and with it a password written there literally.
+        message = scrub(_one_line(message), url_passwords(url))
+        raise DatabaseError(f"invalid connection_url: {message}") from None
     for key, value in params.items():
         if isinstance(value, str):
             value = value.replace(_USER_MARK, username)
