@@ -1,21 +1,31 @@
-"""The file audit writer: one task per device that batches lines, writes
-them with one write and one fsync per batch (group commit), and extends the
-hash chain and its signed checkpoints (see mssm.core.audit_chain).
+"""The file audit writer: chained JSON lines in one file per device, written
+as they come and fsynced in groups (group commit), with the hash chain and
+its signed checkpoints (see mssm.core.audit_chain).
 
-A caller's write() returns once its line is in the file, and raises
-AuditWriteError if the batch could not be written. The chain then stays at
-its last written line, so a failed batch leaves no gap in it. A batch is
-fsynced when it carries a checkpoint or a line written with sync=True.
-Response lines are, so a request is answered only once both of its lines
-are on disk. A request line is written but not synced before its request
-runs, which keeps each request to one fsync wait.
+A caller's write() returns once its line is in the file, and with
+sync=True once an fsync has covered it as well; it raises AuditWriteError
+if either failed. Response lines are synced, so a request is answered only
+once both of its lines are on disk. A request line is written but not
+synced before its request runs, which keeps each request to one fsync wait.
+
+Group commit: when a synced line finds no fsync running, one starts at
+once; lines that arrive while it runs wait for the next one, which covers
+all of them. Appending to a regular file only copies the line into the page
+cache, so it runs on the event loop, as SQLite reads do, and saves a hop to
+a thread per line; the fsync, which waits for the disk, runs in a thread.
+Writes to anything else (stdout, a pipe, a device) can block on the reader
+and run in a thread.
 
 NOTE: a power failure while a request runs can therefore lose that
 request's line; it cannot lose the lines of an answered request.
 
-The path is checked before every batch: when the file was renamed or
-deleted (log rotation), the writer opens a new file at the path and starts
-it with a file_start line that continues the chain.
+A failed write is cut off the file, so the chain stays at its last written
+line and has no gap. A failed fsync fails the lines it covered, but they
+stay in the file, because later lines may already follow them.
+
+The path is checked before every line: when the file was renamed or deleted
+(log rotation), the writer opens a new file at the path and starts it with
+a file_start line that continues the chain.
 """
 
 from __future__ import annotations
@@ -52,7 +62,7 @@ FAILURE_LOG_SECONDS = 10.0
 
 
 class AuditWriteError(Exception):
-    """A device failed to write a batch. The message names the device."""
+    """A device failed to write or sync a line. The message names the device."""
 
 
 @dataclass
@@ -63,8 +73,8 @@ class ChainHead:
 
 GENESIS = ChainHead(0, GENESIS_HASH)
 CheckpointHook = Callable[[dict[str, Any], ChainHead], Awaitable[None]]
-# A queued line: its body, the caller's future, and whether it needs fsync.
-Pending = tuple[dict[str, Any], asyncio.Future, bool]
+# A checkpoint line just written: its seq, its body and the head after it.
+Written = tuple[int, dict[str, Any], ChainHead]
 
 
 class FileAuditWriter:
@@ -86,14 +96,23 @@ class FileAuditWriter:
         self.signing_key = signing_key
         self.on_checkpoint = on_checkpoint
         self._fd: int | None = None
+        # (st_dev, st_ino) of the open file, when it is a regular file.
+        self._file_id: tuple[int, int] | None = None
         self._head = GENESIS
         self._stored_head = GENESIS
         self._new_file = False
         self._uncovered = 0
         self._last_checkpoint = 0.0
-        self._pending: list[Pending] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._synced_seq = 0
+        self._sync_waiters: list[tuple[int, asyncio.Future]] = []
+        self._sync_task: asyncio.Task | None = None
+        # Files replaced by rotation: fsynced and closed by the next fsync.
+        self._retired_fds: list[int] = []
+        # Serialises the writes that run in a thread.
+        self._thread_lock = asyncio.Lock()
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpoint_store: asyncio.Task | None = None
+        self._idle_checkpoint: asyncio.Task | None = None
         self._closing = False
         self._failures = 0
         self._last_failure_log = 0.0
@@ -104,27 +123,35 @@ class FileAuditWriter:
         """Open the file, find the chain head and write a first checkpoint.
 
         A failure to open or write is logged, not raised: the device then
-        fails each batch until the path works again.
+        fails each write until the path works again.
         """
         self._stored_head = stored_head or GENESIS
         try:
             await asyncio.to_thread(self._open_file)
-            await self._flush([], force_checkpoint=True)
         except OSError as exc:
             logger.error(
                 "audit device %s cannot open %s: %s", self.device, self.file_path, exc
             )
-        self._task = asyncio.create_task(self._run(), name=f"audit-{self.device}")
+            return
+        await self._write_checkpoint()
 
     async def close(self) -> None:
-        """Write what is queued and a final checkpoint, then close the file."""
+        """Write a final checkpoint if lines need one, then close the file."""
         self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        if self._idle_checkpoint is not None:
+            await self._idle_checkpoint
         if self._uncovered:
-            await self._flush([], force_checkpoint=True)
+            await self._write_checkpoint()
+        if self._checkpoint_store is not None:
+            await self._checkpoint_store
+        if self._sync_task is not None:
+            await self._sync_task
+        for fd in self._retired_fds:
+            os.close(fd)
+        self._retired_fds = []
         if self._fd is not None and self.file_path != STDOUT:
             os.close(self._fd)
         self._fd = None
@@ -135,60 +162,48 @@ class FileAuditWriter:
         """Append entry as one line; return once it is written (and synced)."""
         if self._closing:
             raise AuditWriteError(f"audit device {self.device} is closing")
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((entry, future, sync))
-        self._wakeup.set()
-        await future
+        seq = await self._append_lines([entry], force_checkpoint=False)
+        if sync:
+            await self._wait_synced(seq)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self._idle_timeout()):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            await self._flush(batch, force_checkpoint=False)
-            if self._closing and not self._pending:
-                return
-
-    def _idle_timeout(self) -> float | None:
-        # Sleep until a checkpoint falls due, or until the next write.
-        if not self._uncovered:
-            return None
-        elapsed = time.monotonic() - self._last_checkpoint
-        return max(0.0, CHECKPOINT_INTERVAL - elapsed)
-
-    async def _flush(self, batch: list[Pending], force_checkpoint: bool) -> None:
-        due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL
-        checkpoint = bool(force_checkpoint or (due and (self._uncovered or batch)))
-        if not batch and not checkpoint:
-            return
-        entries = [entry for entry, _, _ in batch]
-        sync = checkpoint or any(wants_sync for _, _, wants_sync in batch)
+    async def _append_lines(
+        self, entries: list[dict[str, Any]], force_checkpoint: bool
+    ) -> int:
+        """Write entries (and a checkpoint when one is due); return the last seq."""
         try:
-            written = await asyncio.to_thread(self._append, entries, checkpoint, sync)
+            if self._file_id is not None and not self._thread_lock.locked():
+                written = self._append(entries, force_checkpoint)
+            else:
+                async with self._thread_lock:
+                    written = await asyncio.to_thread(
+                        self._append, entries, force_checkpoint
+                    )
         except OSError as exc:
-            self._fail(batch, exc)
-            return
-        for _, future, _ in batch:
-            if not future.done():
-                future.set_result(None)
+            raise self._failed(exc) from None
         if written is not None:
-            await self._checkpoint_written(*written)
+            self._store_after_sync(*written)
+        if self._uncovered:
+            self._arm_checkpoint_timer()
+        return self._head.seq
 
-    def _fail(self, batch: list[Pending], exc: OSError) -> None:
-        error = AuditWriteError(f"audit device {self.device} failed to write: {exc}")
-        for _, future, _ in batch:
-            if not future.done():
-                future.set_exception(error)
+    async def _write_checkpoint(self) -> None:
+        """Write a checkpoint now and wait until it is synced and stored."""
+        try:
+            await self._append_lines([], force_checkpoint=True)
+        except AuditWriteError:
+            self._arm_checkpoint_timer(retry=True)
+            return
+        if self._checkpoint_store is not None:
+            await self._checkpoint_store
+
+    def _failed(self, exc: OSError) -> AuditWriteError:
+        """Log a failure (at most every FAILURE_LOG_SECONDS) and return the error."""
         self._failures += 1
         now = time.monotonic()
         if now - self._last_failure_log >= FAILURE_LOG_SECONDS:
             logger.error(
-                "audit device %s cannot write %s: %s (%d failed batches since "
-                "the last message)",
+                "audit device %s cannot write %s: %s (%d failures since the last "
+                "message)",
                 self.device,
                 self.file_path,
                 exc,
@@ -196,11 +211,69 @@ class FileAuditWriter:
             )
             self._failures = 0
             self._last_failure_log = now
+        return AuditWriteError(f"audit device {self.device} failed to write: {exc}")
 
-    async def _checkpoint_written(
-        self, checkpoint: dict[str, Any], head: ChainHead
+    # -- group commit ----------------------------------------------------------
+
+    async def _wait_synced(self, seq: int) -> None:
+        if seq <= self._synced_seq:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append((seq, future))
+        if self._sync_task is None:
+            self._sync_task = asyncio.create_task(
+                self._sync_batches(), name=f"audit-sync-{self.device}"
+            )
+        await future
+
+    async def _sync_batches(self) -> None:
+        """fsync until no line waits; each fsync covers every line written."""
+        try:
+            while self._sync_waiters:
+                waiters, self._sync_waiters = self._sync_waiters, []
+                target = self._head.seq
+                retired, self._retired_fds = self._retired_fds, []
+                try:
+                    await asyncio.to_thread(self._sync_files, self._fd, retired)
+                except OSError as exc:
+                    error = self._failed(exc)
+                    for _, future in waiters:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                self._synced_seq = max(self._synced_seq, target)
+                for _, future in waiters:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._sync_task = None
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def _store_after_sync(
+        self, seq: int, checkpoint: dict[str, Any], head: ChainHead
     ) -> None:
-        self._last_checkpoint = time.monotonic()
+        previous = self._checkpoint_store
+        self._checkpoint_store = asyncio.create_task(
+            self._store_checkpoint(previous, seq, checkpoint, head),
+            name=f"audit-checkpoint-{self.device}",
+        )
+
+    async def _store_checkpoint(
+        self,
+        previous: asyncio.Task | None,
+        seq: int,
+        checkpoint: dict[str, Any],
+        head: ChainHead,
+    ) -> None:
+        # A stored checkpoint must never be ahead of the disk, because one
+        # that the disk lost would read as lines cut off the end.
+        if previous is not None:
+            await previous
+        try:
+            await self._wait_synced(seq)
+        except AuditWriteError:
+            return
         try:
             await self.on_checkpoint(checkpoint, head)
         except Exception:
@@ -208,38 +281,60 @@ class FileAuditWriter:
                 "storing the checkpoint of audit device %s failed", self.device
             )
 
-    # -- blocking part, run in a thread -----------------------------------------
+    def _arm_checkpoint_timer(self, retry: bool = False) -> None:
+        # Lines stay uncovered until a checkpoint signs them, so one is
+        # written CHECKPOINT_INTERVAL after the last even when traffic stops.
+        if self._checkpoint_timer is not None or self._closing:
+            return
+        elapsed = time.monotonic() - self._last_checkpoint
+        delay = CHECKPOINT_INTERVAL if retry else CHECKPOINT_INTERVAL - elapsed
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(
+            max(0.0, delay), self._checkpoint_due
+        )
+
+    def _checkpoint_due(self) -> None:
+        self._checkpoint_timer = None
+        if self._uncovered and not self._closing:
+            self._idle_checkpoint = asyncio.create_task(self._write_checkpoint())
+
+    # -- blocking part: inline for regular files, else in a thread ---------------
 
     def _append(
-        self, entries: list[dict[str, Any]], with_checkpoint: bool, sync: bool = True
-    ) -> tuple[dict[str, Any], ChainHead] | None:
-        """Write entries (and a checkpoint) as chained lines, then fsync if sync.
+        self, entries: list[dict[str, Any]], force_checkpoint: bool
+    ) -> Written | None:
+        """Write entries, and a checkpoint when due, as chained lines.
 
-        Returns the checkpoint written, if any, with the head after it. The
-        chain state changes only when the write and fsync succeeded.
+        Returns the checkpoint written, if any, with its seq and the head
+        after it. The chain state changes only when the write succeeded.
         """
         self._ensure_open()
+        now_monotonic = time.monotonic()
+        due = now_monotonic - self._last_checkpoint >= CHECKPOINT_INTERVAL
+        with_checkpoint = force_checkpoint or (due and bool(self._uncovered or entries))
         seq, head = self._head.seq, self._head.hash
         lines: list[bytes] = []
         now = rfc3339(time.time())
         bodies = list(entries)
         if self._new_file:
             bodies.insert(0, {"time": now, "type": FILE_START, "device": self.device})
-        checkpoint = None
         for body in bodies:
             seq, head = self._chain(lines, seq, head, body)
+        checkpoint = None
         if with_checkpoint:
             checkpoint = sign_checkpoint(
                 self.signing_key, self.device, self.writer_id, seq, head, now
             )
             seq, head = self._chain(lines, seq, head, checkpoint)
-        self._write_all(b"\n".join(lines) + b"\n", sync)
+        self._write_all(b"\n".join(lines) + b"\n")
         self._head = ChainHead(seq, head)
         self._new_file = False
-        self._uncovered = 0 if checkpoint else self._uncovered + len(entries)
         if checkpoint is None:
+            self._uncovered += len(entries)
             return None
-        return checkpoint | {"seq": seq, "writer": self.writer_id}, self._head
+        self._uncovered = 0
+        self._last_checkpoint = now_monotonic
+        record = checkpoint | {"seq": seq, "writer": self.writer_id}
+        return seq, record, self._head
 
     def _chain(
         self, lines: list[bytes], seq: int, head: str, body: dict[str, Any]
@@ -251,24 +346,31 @@ class FileAuditWriter:
         lines.append(line)
         return seq, line_hash(line)
 
-    def _write_all(self, data: bytes, sync: bool) -> None:
+    def _write_all(self, data: bytes) -> None:
         fd = self._fd
         assert fd is not None
-        regular = self._is_regular(fd)
-        start = os.lseek(fd, 0, os.SEEK_END) if regular else 0
+        done = 0
         try:
             view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if sync:
-                self._sync(fd)
+            while done < len(data):
+                done += os.write(fd, view[done:])
         except OSError:
-            # Cut a partial batch off, so that the next batch starts on a
+            # Cut a partial line off, so that the next one starts on a
             # clean line and the chain stays verifiable.
-            if regular:
-                _truncate(fd, start)
+            if done and self._file_id is not None:
+                _truncate(fd, os.fstat(fd).st_size - done)
             raise
+
+    def _sync_files(self, current: int | None, retired: list[int]) -> None:
+        """fsync the open file and the rotated ones, then close the rotated ones."""
+        try:
+            for fd in retired:
+                self._sync(fd)
+            if current is not None:
+                self._sync(current)
+        finally:
+            for fd in retired:
+                os.close(fd)
 
     def _sync(self, fd: int) -> None:
         try:
@@ -293,15 +395,13 @@ class FileAuditWriter:
 
         That happens when the file was rotated (renamed) or deleted.
         """
-        assert self._fd is not None
-        if not self._is_regular(self._fd):
+        if self._file_id is None:
             return False
         try:
             current = os.stat(self.file_path)
         except FileNotFoundError:
             return True
-        opened = os.fstat(self._fd)
-        return (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino)
+        return (current.st_dev, current.st_ino) != self._file_id
 
     def _open_file(self) -> None:
         if self.file_path == STDOUT:
@@ -309,21 +409,26 @@ class FileAuditWriter:
             return
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(self.file_path, flags, self.mode or 0o600)
-        if self._is_regular(fd) and self.mode:
+        opened = os.fstat(fd)
+        regular = stat.S_ISREG(opened.st_mode)
+        if regular and self.mode:
             os.fchmod(fd, self.mode)
         previous, self._fd = self._fd, fd
+        self._file_id = (opened.st_dev, opened.st_ino) if regular else None
         if previous is not None:
-            os.close(previous)
+            # Lines in the old file may still wait for an fsync that is
+            # running in a thread right now, so the next fsync closes it.
+            self._retired_fds.append(previous)
             logger.info(
                 "audit device %s reopened %s (rotated or deleted)",
                 self.device,
                 self.file_path,
             )
-        self._find_head(fd)
+        self._find_head(fd, regular)
 
-    def _find_head(self, fd: int) -> None:
+    def _find_head(self, fd: int, regular: bool) -> None:
         """Continue from this writer's last line in the file, if it has one."""
-        found = _last_line_of(fd, self.writer_id) if self._is_regular(fd) else None
+        found = _last_line_of(fd, self.writer_id) if regular else None
         if found is not None:
             self._head = found
             self._new_file = False
@@ -333,10 +438,6 @@ class FileAuditWriter:
         if self._head.seq == 0:
             self._head = self._stored_head
         self._new_file = True
-
-    @staticmethod
-    def _is_regular(fd: int) -> bool:
-        return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def _truncate(fd: int, size: int) -> None:
