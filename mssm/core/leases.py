@@ -49,6 +49,7 @@ from mssm.core.lease_record import (
     token_remaining,
 )
 from mssm.core.request import Request, Response
+from mssm.core.tokens import EXHAUSTED
 
 if TYPE_CHECKING:
     from mssm.core.core import Core
@@ -199,6 +200,8 @@ class LeaseManager:
             lease = await self.reserve(req, secret.ttl, secret.max_ttl)
         lease.internal = dict(secret.internal)
         lease.renewable = secret.renewable
+        if getattr(req.token, "num_uses", 0) == EXHAUSTED:
+            await self._refuse_last_use(lease)
         self._set_state(lease, ACTIVE)
         try:
             await self._save(lease)
@@ -211,6 +214,23 @@ class LeaseManager:
         resp.renewable = lease.renewable
         resp.warnings.extend(lease.warnings)
         lease.warnings = []
+
+    async def _refuse_last_use(self, lease: Lease) -> None:
+        """Revoke a secret created with a token's last use, and raise.
+
+        The token is revoked when this request ends, and its leases with
+        it, so the client would get credentials that no longer work. Vault
+        answers the same way, with a 400 and this message.
+        """
+        error = await self._attempt(lease, "token")
+        if error is not None:
+            logger.warning(
+                "lease %s of a used-up token stays pending: %s", lease.lease_id, error
+            )
+        raise BadRequest(
+            "Secret cannot be returned; token had one use left, so leased "
+            "credentials were immediately revoked."
+        )
 
     async def cancel(self, lease_id: str) -> None:
         """Drop a reservation whose secret was never created."""

@@ -346,6 +346,22 @@ def test_renew_during_revoke_stays_revoked(pg: PgEnv) -> None:
     assert not pg.target.role_exists(issued["data"]["username"])
 
 
+def test_last_token_use_gets_no_secret(pg: PgEnv) -> None:
+    # The token is revoked after its last use, and its leases with it, so
+    # credentials returned then would already be dead.
+    created = pg.sys("POST", "auth/token/create", {"num_uses": 2, "ttl": "10m"})
+    token = created.json()["auth"]["client_token"]
+    path = f"{pg.mount}/creds/{pg.role}"
+    first = pg.server.request("GET", path, token=token)
+    assert first.status_code == 200
+    last = pg.server.request("GET", path, token=token)
+    assert last.status_code == 400
+    assert "token had one use left" in last.json()["errors"][0]
+    assert pg.target.marked_roles() == []
+    listing = pg.sys("LIST", f"sys/leases/lookup/{pg.mount}/creds/{pg.role}/")
+    assert listing.status_code == 404
+
+
 # -- root rotation racing configuration writes ----------------------------------
 
 
