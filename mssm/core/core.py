@@ -3,6 +3,7 @@ leases around every request. It has no dependency on HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 
 from mssm.core.audit import AuditBroker
-from mssm.core.barrier import Barrier, StorageView
+from mssm.core.barrier import Barrier, SealedError, StorageView
 from mssm.core.config import Config
 from mssm.core.errors import APIError, NotFound, PermissionDenied, Sealed
 from mssm.core.leases import LeaseManager
@@ -57,6 +58,9 @@ SUDO_PREFIXES = (
     "sys/rekey",
 )
 INTERNAL_MOUNTS = ("sys/", "auth/token/")
+# How long a seal waits for the requests already running to finish. Later
+# requests get 503 meanwhile.
+SEAL_DRAIN_SECONDS = 10.0
 
 
 class Core:
@@ -75,6 +79,9 @@ class Core:
         wrap_storage = StorageView(self.barrier, "sys/wrap/")
         self.wrapping = WrappingStore(wrap_storage, self.tokens)
         self.clock = _clock(config.test_clock_offset)
+        self._in_flight = 0
+        self._sealing = False
+        self._request_done = asyncio.Event()
         self.engine_types = _load_engine_types()
         self._build_internal_engines()
 
@@ -108,7 +115,33 @@ class Core:
         await self.leases.start()
         logger.info("core unsealed: %d mounts loaded", len(self.mounts.entries))
 
-    async def seal(self) -> None:
+    async def seal(self, request: Request | None = None) -> None:
+        """Seal once the requests in flight are done or SEAL_DRAIN_SECONDS passed.
+
+        request is the sys/seal request being served, if any: its response
+        is audited here, before the audit devices close.
+        """
+        self._sealing = True
+        try:
+            await self._drain(1 if request is not None else 0)
+            if request is not None:
+                await self.audit.log_response(request, Response(), None)
+            await self._seal_now()
+        finally:
+            self._sealing = False
+
+    async def _drain(self, own: int) -> None:
+        deadline = time.monotonic() + SEAL_DRAIN_SECONDS
+        while self._in_flight > own:
+            self._request_done.clear()
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(self._request_done.wait(), remaining)
+            except TimeoutError:
+                logger.warning("sealing with %d requests running", self._in_flight)
+                return
+
+    async def _seal_now(self) -> None:
         await self.leases.stop()
         for engine in list(self.engines.values()):
             await _teardown(engine)
@@ -174,11 +207,23 @@ class Core:
     async def handle(self, req: Request) -> Response:
         if req.path in SEALED_PATHS:
             return await self._handle_sealed_path(req)
-        if self.barrier.sealed:
+        if self.barrier.sealed or self._sealing:
             raise Sealed()
+        self._in_flight += 1
+        try:
+            return await self._handle_unsealed(req)
+        finally:
+            self._in_flight -= 1
+            if self._sealing:
+                self._request_done.set()
+
+    async def _handle_unsealed(self, req: Request) -> Response:
         engine, route = self._route(req)
         if route is None or engine is None:
             await self._authenticate(req)
+            # A path the token may not use is a 403 whether it exists or not,
+            # so that probing does not reveal mount names.
+            await self._authorize(req)
             raise NotFound(f"no handler for route {req.path!r}. route entry not found.")
         if not self._unauthenticated(req, route):
             await self._authenticate(req)
@@ -255,13 +300,20 @@ class Core:
             if req.wrap_ttl is not None:
                 resp = await self.wrapping.wrap(req, resp, self.clock())
         except Exception as exc:
+            if self.barrier.sealed:
+                # The core sealed while this request ran: the audit devices
+                # are closed, and a storage access failed for that reason.
+                if isinstance(exc, SealedError):
+                    raise Sealed() from None
+                raise
             await self.audit.log_response(req, None, exc)
             raise
         finally:
             # A token's last permitted use ends it once the request is done.
             if req.token is not None and req.token.num_uses == EXHAUSTED:
                 await self.tokens.revoke_tree(req.token.id_hash, "use limit reached")
-        await self.audit.log_response(req, resp, None)
+        if not self.barrier.sealed:
+            await self.audit.log_response(req, resp, None)
         return resp
 
     async def exists(self, req: Request) -> bool:
@@ -272,7 +324,14 @@ class Core:
         return await engine.resolve_operation(req, route) == UPDATE
 
 
+# The first segments of SUDO_PREFIXES ("sys/", "auth/"): most requests go to
+# other mounts and are ruled out by one startswith.
+_SUDO_ROOTS = tuple({prefix.split("/", 1)[0] + "/" for prefix in SUDO_PREFIXES})
+
+
 def _needs_sudo(path: str) -> bool:
+    if not path.startswith(_SUDO_ROOTS):
+        return False
     for prefix in SUDO_PREFIXES:
         if prefix.endswith("/"):
             if path.startswith(prefix):

@@ -19,6 +19,8 @@ LIST = "list"
 STRING_LIST = "string_list"
 COMMA_LIST = "comma_list"
 ANY = "any"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -82,16 +84,35 @@ def _to_string(name: str, value: Any) -> str:
 def _to_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise BadRequest(f"field {name!r} must be an integer, got a boolean")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             pass
-    raise BadRequest(f"field {name!r} must be an integer, got {value!r}")
+    if number is None:
+        raise BadRequest(f"field {name!r} must be an integer, got {_shorten(value)}")
+    return _in_int64(name, number, value)
+
+
+def _in_int64(name: str, number: int, value: Any) -> int:
+    # Storage and JSON carry 64-bit integers, as Vault's Go ints are; a
+    # larger number would fail only when the value is stored.
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise BadRequest(
+            f"field {name!r} must be an integer between {INT64_MIN} and "
+            f"{INT64_MAX}, got {_shorten(value)}"
+        )
+    return number
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _to_bool(name: str, value: Any) -> bool:
@@ -101,7 +122,7 @@ def _to_bool(name: str, value: Any) -> bool:
         return value.lower() in ("true", "1")
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise BadRequest(f"field {name!r} must be a boolean, got {value!r}")
+    raise BadRequest(f"field {name!r} must be a boolean, got {_shorten(value)}")
 
 
 def _to_duration(name: str, value: Any) -> int:

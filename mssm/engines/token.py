@@ -18,9 +18,10 @@ from mssm.core.token_rules import (
 from mssm.core.tokens import TokenEntry
 from mssm.engines.base import Engine, EngineContext, Route
 
+# role_name is not a body field: a role is chosen only by the path
+# auth/token/create/:role_name, so that ACL rules on that path apply.
 CREATE_FIELDS = {
     "id": Field(STRING),
-    "role_name": Field(STRING),
     "policies": Field(STRING_LIST),
     "meta": Field(STRING_MAP),
     "no_parent": Field(BOOL),
@@ -127,7 +128,7 @@ class TokenEngine(Engine):
                 "field 'id' is not supported: MSSM generates every token id "
                 "(142 random bits)"
             )
-        role = self._role_for_create(data.get("role_name", ""))
+        role = self._role_for_create(req.params.get("role_name", ""))
         request = _create_request(data, orphan_endpoint)
         parent: TokenEntry = req.token
         sudo = parent.is_root or await self._has_sudo(req)

@@ -11,6 +11,7 @@ from mssm.core.fields import ANY, BOOL, MAP, STRING, Field
 from mssm.core.mounts import MountEntry, normalize_mount_path
 from mssm.core.request import DELETE, READ, UPDATE, Request, Response
 from mssm.engines.base import Route
+from mssm.engines.sys.access import require_canonical_access
 
 if TYPE_CHECKING:
     from mssm.core.core import Core
@@ -113,19 +114,31 @@ class MountsSection:
         mounts["sys/"] = self._mount_info(system)
         return Response(data=mounts, top_level=True)
 
-    def _entry(self, raw_path: str) -> MountEntry:
-        path = normalize_mount_path(raw_path)
+    def _entry(self, path: str) -> MountEntry:
         entry = self.core.mounts.entries.get(path)
         if entry is None:
             raise BadRequest(f"no mount at {path!r}")
         return entry
 
+    async def _authorized_path(self, req: Request, raw_path: str) -> str:
+        """Return the mount path raw_path names, once the ACL allows it too.
+
+        "sys/mounts//kv" and "sys/mounts/kv/" act on the mount kv/, so a
+        rule that denies sys/mounts/kv must stop them as well.
+        """
+        path = normalize_mount_path(raw_path)
+        start = len("sys/mounts/")
+        rest = req.path[start + len(raw_path) :]
+        canonical = req.path[:start] + path.rstrip("/") + rest
+        await require_canonical_access(self.core, req, canonical)
+        return path
+
     async def read_mount(self, req: Request, data: dict) -> Response:
-        entry = self._entry(data["path"])
+        entry = self._entry(await self._authorized_path(req, data["path"]))
         return Response(data=self._mount_info(entry), top_level=True)
 
     async def enable_mount(self, req: Request, data: dict) -> None:
-        path = normalize_mount_path(data["path"])
+        path = await self._authorized_path(req, data["path"])
         engine_type = data.get("type") or data.get("plugin_name")
         if not engine_type:
             raise BadRequest(
@@ -151,13 +164,13 @@ class MountsSection:
         await self.core.mount(entry)
 
     async def disable_mount(self, req: Request, data: dict) -> None:
-        path = normalize_mount_path(data["path"])
+        path = await self._authorized_path(req, data["path"])
         if path in ("sys/", "cubbyhole/", "identity/") or path.startswith("auth/"):
             raise BadRequest(f"cannot unmount {path!r}: it is a protected mount")
         await self.core.unmount(path)
 
     async def read_tune(self, req: Request, data: dict) -> Response:
-        entry = self._entry(data["path"])
+        entry = self._entry(await self._authorized_path(req, data["path"]))
         tune = {
             "default_lease_ttl": entry.default_lease_ttl
             or self.core.config.default_lease_ttl,
@@ -171,7 +184,7 @@ class MountsSection:
 
     async def write_tune(self, req: Request, data: dict) -> None:
         """Validate every field first, so that a rejected tune changes nothing."""
-        entry = self._entry(data["path"])
+        entry = self._entry(await self._authorized_path(req, data["path"]))
         config = _tune_values(data, entry.config, self.core.config.max_lease_ttl)
         options = dict(entry.options)
         if data.get("options"):

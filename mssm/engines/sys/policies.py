@@ -10,6 +10,7 @@ from mssm.core.policy import BUILTIN_ROOT, Policy, normalize_name
 from mssm.core.request import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from mssm.core.timefmt import rfc3339
 from mssm.engines.base import Route
+from mssm.engines.sys.access import require_canonical_access
 
 if TYPE_CHECKING:
     from mssm.core.core import Core
@@ -52,16 +53,30 @@ class PoliciesSection:
         return Response(data={"keys": self.core.policies.names()})
 
     async def read_acl(self, req: Request, data: dict) -> Response:
-        return Response(data=self._policy_data(data["name"], "policy"))
+        name = await self._authorized_name(req, data["name"])
+        return Response(data=self._policy_data(name, "policy"))
 
     async def write_acl(self, req: Request, data: dict) -> None:
+        name = await self._authorized_name(req, data["name"])
         text = data.get("policy", "")
         if not text:
             raise BadRequest("'policy' parameter not supplied or empty")
-        await self.core.policies.put(data["name"], text, data.get("cas"))
+        await self.core.policies.put(name, text, data.get("cas"))
 
     async def delete(self, req: Request, data: dict) -> None:
-        await self.core.policies.delete(data["name"])
+        name = await self._authorized_name(req, data["name"])
+        await self.core.policies.delete(name)
+
+    async def _authorized_name(self, req: Request, raw_name: str) -> str:
+        """Return the stored form of raw_name once the ACL allows it too.
+
+        "ADMIN" and " admin" name the policy "admin", so a rule that denies
+        sys/policies/acl/admin must stop them as well.
+        """
+        name = normalize_name(raw_name)
+        prefix = req.path[: len(req.path) - len(raw_name)]
+        await require_canonical_access(self.core, req, prefix + name)
+        return name
 
     # -- sys/policy ------------------------------------------------------------
 
@@ -70,13 +85,15 @@ class PoliciesSection:
         return Response(data={"keys": names, "policies": names}, top_level=True)
 
     async def read_legacy(self, req: Request, data: dict) -> Response:
-        return Response(data=self._policy_data(data["name"], "rules"), top_level=True)
+        name = await self._authorized_name(req, data["name"])
+        return Response(data=self._policy_data(name, "rules"), top_level=True)
 
     async def write_legacy(self, req: Request, data: dict) -> None:
+        name = await self._authorized_name(req, data["name"])
         text = data.get("policy") or data.get("rules") or ""
         if not text:
             raise BadRequest("'policy' parameter not supplied or empty")
-        await self.core.policies.put(data["name"], text)
+        await self.core.policies.put(name, text)
 
     def _policy_data(self, raw_name: str, text_key: str) -> dict[str, Any]:
         name = normalize_name(raw_name)

@@ -201,7 +201,7 @@ class SealSection:
         return plain(await self.seal_status_body())
 
     async def seal(self, req: Request, data: dict) -> None:
-        await self.core.seal()
+        await self.core.seal(req)
 
     async def health(self, req: Request, data: dict) -> Response:
         initialized = await self.core.seal_manager.initialized()
@@ -335,8 +335,14 @@ def _health_code(data: dict, name: str, default: int) -> int:
     if name not in data:
         return default
     try:
-        return int(data[name])
+        code = int(data[name])
     except (TypeError, ValueError):
+        code = 0
+    # A status outside 200-599 cannot answer this request: 1xx codes are
+    # interim responses, and the HTTP server has no status line for others.
+    if not 200 <= code <= 599:
         raise BadRequest(
-            f"invalid {name} {data[name]!r}: expected an HTTP status code"
-        ) from None
+            f"invalid {name} {str(data[name])[:40]!r}: expected an HTTP status "
+            "code from 200 to 599"
+        )
+    return code

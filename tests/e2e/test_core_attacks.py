@@ -1,0 +1,336 @@
+"""Attacks on the core through a running server: bad input on sys/ and
+auth/token/, paths that dodge an ACL rule, token creation that widens its
+parent, seal while requests run, and an audit file cut while the server
+was down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from tests.server import ServerProcess, start_dev, start_production
+
+ADMIN_POLICY = 'path "*" { capabilities = ["create", "read", "update", "delete"] }'
+DELEGATE_POLICY = """
+path "sys/policies/acl/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "sys/policies/acl/admin" {
+  capabilities = ["deny"]
+}
+path "sys/policies/acl/delegate" {
+  capabilities = ["deny"]
+}
+path "sys/policy/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "sys/policy/admin" {
+  capabilities = ["deny"]
+}
+path "sys/mounts/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "sys/mounts/kept" {
+  capabilities = ["deny"]
+}
+path "sys/mounts/kept/tune" {
+  capabilities = ["deny"]
+}
+"""
+WIDE_OPEN = 'path "*" { capabilities = ["read"] }'
+MAKER_POLICY = 'path "auth/token/create" { capabilities = ["update"] }'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_dev(tmp_path_factory.mktemp("core-attacks"))
+    yield server
+    server.stop()
+
+
+def put_policy(server: ServerProcess, name: str, text: str) -> None:
+    answer = server.request("PUT", f"sys/policies/acl/{name}", json={"policy": text})
+    assert answer.status_code == 204, answer.text
+
+
+def child_token(server: ServerProcess, *policies: str) -> str:
+    body = {"policies": list(policies), "ttl": "10m"}
+    answer = server.request("POST", "auth/token/create", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["auth"]["client_token"]
+
+
+def policy_text(server: ServerProcess, name: str) -> str:
+    return server.request("GET", f"sys/policies/acl/{name}").json()["data"]["policy"]
+
+
+# -- policy names that normalise to a denied one ----------------------------
+
+
+@pytest.fixture
+def delegate(server: ServerProcess) -> str:
+    put_policy(server, "admin", ADMIN_POLICY)
+    put_policy(server, "delegate", DELEGATE_POLICY)
+    return child_token(server, "delegate")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "sys/policies/acl/ADMIN",
+        "sys/policies/acl/Admin",
+        "sys/policies/acl/%20admin",
+        "sys/policies/acl/admin%20",
+        "sys/policies/acl/admin%09",
+        "sys/policies/acl/DELEGATE",
+        "sys/policies/acl/delegate%0B",
+        "sys/policy/ADMIN",
+        "sys/policy/admin%20",
+    ],
+)
+def test_policy_write_case_denied(
+    server: ServerProcess, delegate: str, path: str
+) -> None:
+    answer = server.request("PUT", path, token=delegate, json={"policy": WIDE_OPEN})
+
+    assert answer.status_code == 403, answer.text
+    assert policy_text(server, "admin") == ADMIN_POLICY
+    assert policy_text(server, "delegate") == DELEGATE_POLICY
+
+
+def test_policy_delete_case_denied(server: ServerProcess, delegate: str) -> None:
+    answer = server.request("DELETE", "sys/policies/acl/ADMIN", token=delegate)
+
+    assert answer.status_code == 403, answer.text
+    assert policy_text(server, "admin") == ADMIN_POLICY
+
+
+def test_policy_write_allowed_name(server: ServerProcess, delegate: str) -> None:
+    answer = server.request(
+        "PUT", "sys/policies/acl/Team-A", token=delegate, json={"policy": WIDE_OPEN}
+    )
+
+    assert answer.status_code == 204, answer.text
+    assert policy_text(server, "team-a") == WIDE_OPEN
+
+
+# -- mount paths with extra slashes -------------------------------------------
+
+
+@pytest.fixture
+def kept_mount(server: ServerProcess) -> Iterator[str]:
+    answer = server.request("POST", "sys/mounts/kept", json={"type": "kv"})
+    assert answer.status_code == 204, answer.text
+    yield "kept/"
+    server.request("DELETE", "sys/mounts/kept")
+
+
+def mount_paths(server: ServerProcess) -> set[str]:
+    return set(server.request("GET", "sys/mounts").json()["data"])
+
+
+@pytest.mark.parametrize("path", ["sys/mounts//kept", "sys/mounts/kept/"])
+def test_unmount_slash_variant_denied(
+    server: ServerProcess, delegate: str, kept_mount: str, path: str
+) -> None:
+    answer = server.request("DELETE", path, token=delegate)
+
+    assert answer.status_code == 403, answer.text
+    assert kept_mount in mount_paths(server)
+
+
+def test_tune_slash_variant_denied(
+    server: ServerProcess, delegate: str, kept_mount: str
+) -> None:
+    body = {"description": "changed"}
+    answer = server.request("POST", "sys/mounts//kept/tune", token=delegate, json=body)
+
+    assert answer.status_code == 403, answer.text
+    tune = server.request("GET", "sys/mounts/kept/tune").json()
+    assert tune["description"] == ""
+
+
+def test_unmount_allowed_mount(server: ServerProcess, delegate: str) -> None:
+    server.request("POST", "sys/mounts/scratch", json={"type": "kv"})
+
+    answer = server.request("DELETE", "sys/mounts/scratch", token=delegate)
+
+    assert answer.status_code == 204, answer.text
+    assert "scratch/" not in mount_paths(server)
+
+
+# -- unknown paths and mounts -------------------------------------------------
+
+
+def test_unknown_mount_hidden_without_access(server: ServerProcess) -> None:
+    put_policy(server, "tiny", 'path "secret/data/app" { capabilities = ["read"] }')
+    token = child_token(server, "tiny")
+
+    for path in ("nosuchmount/x", "sys/nosuch", "auth/nosuch/login", "auth/token/x"):
+        answer = server.request("GET", path, token=token)
+        assert answer.status_code == 403, (path, answer.text)
+
+
+def test_unknown_path_found_with_access(server: ServerProcess) -> None:
+    put_policy(server, "everything", 'path "*" { capabilities = ["read"] }')
+    token = child_token(server, "everything")
+
+    answer = server.request("GET", "nosuchmount/x", token=token)
+
+    assert answer.status_code == 404, answer.text
+    assert server.request("GET", "nosuchmount/x").status_code == 404
+
+
+# -- token creation -----------------------------------------------------------
+
+
+def test_role_name_in_body_ignored(server: ServerProcess) -> None:
+    role = {"orphan": True, "token_period": "1h", "allowed_policies": ["maker"]}
+    assert server.request("POST", "auth/token/roles/svc", json=role).status_code == 204
+    put_policy(server, "maker", MAKER_POLICY)
+    token = child_token(server, "maker")
+
+    answer = server.request(
+        "POST", "auth/token/create", token=token, json={"role_name": "svc"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    created = answer.json()["auth"]["client_token"]
+    lookup = server.request("GET", "auth/token/lookup-self", token=created).json()
+    assert lookup["data"]["orphan"] is False
+    assert "period" not in lookup["data"]
+    assert "role" not in lookup["data"]
+    assert "role_name" in " ".join(answer.json()["warnings"] or [])
+
+
+def test_role_path_still_needs_acl(server: ServerProcess) -> None:
+    put_policy(server, "maker", MAKER_POLICY)
+    token = child_token(server, "maker")
+
+    answer = server.request("POST", "auth/token/create/svc", token=token, json={})
+
+    assert answer.status_code == 403, answer.text
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw", [b"1e300", b"100000000000000000000000000000", b"-1e30", b'"1e40"']
+)
+def test_num_uses_huge_rejected(server: ServerProcess, raw: bytes) -> None:
+    body = b'{"policies": ["default"], "num_uses": ' + raw + b"}"
+
+    answer = server.request("POST", "auth/token/create", data=body)
+
+    assert answer.status_code == 400, answer.text
+    assert "num_uses" in answer.json()["errors"][0]
+
+
+def test_int_field_huge_rejected(server: ServerProcess) -> None:
+    body = b'{"policy": "path \\"a\\" { capabilities = [\\"read\\"] }", "cas": 1e30}'
+
+    answer = server.request("PUT", "sys/policies/acl/huge", data=body)
+
+    assert answer.status_code == 400, answer.text
+    assert "cas" in answer.json()["errors"][0]
+
+
+@pytest.mark.parametrize(
+    "code", ["-1", "0", "99", "600", "100000000000000000000000000000", "1e3"]
+)
+def test_health_code_out_of_range(server: ServerProcess, code: str) -> None:
+    answer = server.request("GET", f"sys/health?activecode={code}", token=None)
+
+    assert answer.status_code == 400, answer.text
+    assert "activecode" in answer.json()["errors"][0]
+
+
+def test_health_code_in_range(server: ServerProcess) -> None:
+    answer = server.request("GET", "sys/health?activecode=299", token=None)
+
+    assert answer.status_code == 299
+    assert answer.json()["sealed"] is False
+
+
+# -- seal with an audit device --------------------------------------------------
+
+
+def audit_config(log: Path) -> str:
+    return (
+        '[[audit]]\ntype = "file"\npath = "file"\n'
+        f'options = {{ file_path = "{log}" }}\n'
+    )
+
+
+@pytest.fixture
+def audited(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
+    log = tmp_path / "audit.log"
+    server = start_production(tmp_path, extra=audit_config(log))
+    server.request("POST", "sys/mounts/secret", json={"type": "kv-v2"})
+    yield server, log
+    server.stop()
+
+
+def audit_lines(log: Path) -> list[dict]:
+    return [orjson.loads(line) for line in log.read_bytes().splitlines()]
+
+
+def test_seal_with_audit_device(audited: tuple[ServerProcess, Path]) -> None:
+    server, log = audited
+
+    answer = server.request("PUT", "sys/seal")
+
+    assert answer.status_code == 204, answer.text
+    status = server.request("GET", "sys/seal-status", token=None).json()
+    assert status["sealed"] is True
+    seal_lines = [
+        line
+        for line in audit_lines(log)
+        if line.get("request", {}).get("path") == "sys/seal"
+    ]
+    assert [line["type"] for line in seal_lines] == ["request", "response"]
+
+
+def test_seal_during_writes(audited: tuple[ServerProcess, Path]) -> None:
+    server, _ = audited
+    # Keep every version, so that each acknowledged write can be read back.
+    server.request("POST", "secret/config", json={"max_versions": 100})
+    codes: list[int] = []
+    written: list[tuple[str, int]] = []
+
+    def write_loop(worker: int) -> None:
+        session = requests.Session()
+        headers = {"X-Vault-Token": server.root_token}
+        for number in range(25):
+            key = f"inflight{worker}"
+            answer = session.post(
+                f"{server.url}/v1/secret/data/{key}",
+                headers=headers,
+                json={"data": {"n": number}},
+                timeout=30,
+            )
+            codes.append(answer.status_code)
+            if answer.status_code == 200:
+                written.append((key, answer.json()["data"]["version"]))
+
+    workers = [threading.Thread(target=write_loop, args=(i,)) for i in range(20)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.3)
+    sealed = server.request("PUT", "sys/seal")
+    for worker in workers:
+        worker.join()
+
+    assert sealed.status_code == 204, sealed.text
+    assert set(codes) <= {200, 503}, sorted(set(codes))
+    server.unseal()
+    for key, version in written:
+        read = server.request("GET", f"secret/data/{key}?version={version}")
+        assert read.status_code == 200, (key, version, read.text)
