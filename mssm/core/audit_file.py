@@ -429,6 +429,8 @@ class FileAuditWriter:
     def _find_head(self, fd: int, regular: bool) -> None:
         """Continue from this writer's last line in the file, if it has one."""
         found = _last_line_of(fd, self.writer_id) if regular else None
+        if found is not None and not self._extends_stored_head(fd, found):
+            found = None
         if found is not None:
             self._head = found
             self._new_file = False
@@ -438,6 +440,30 @@ class FileAuditWriter:
         if self._head.seq == 0:
             self._head = self._stored_head
         self._new_file = True
+
+    def _extends_stored_head(self, fd: int, found: ChainHead) -> bool:
+        """Return whether the file still holds the checkpoint storage recorded.
+
+        After a restart, a file cut or rewritten behind that checkpoint must
+        not be continued, because the next checkpoint would sign the altered
+        chain. The chain goes on from the stored checkpoint instead, so the
+        break stays visible to `mssm audit verify`.
+        """
+        stored = self._stored_head
+        if self._head.seq != 0 or stored.seq == 0:
+            return True
+        if found.seq >= stored.seq:
+            if _hash_at(fd, self.writer_id, stored.seq) == stored.hash:
+                return True
+        logger.error(
+            "audit device %s: %s no longer holds the checkpoint at seq %d that "
+            "storage recorded; the file was cut or edited, and the chain goes on "
+            "from that checkpoint",
+            self.device,
+            self.file_path,
+            stored.seq,
+        )
+        return False
 
 
 def _truncate(fd: int, size: int) -> None:
@@ -467,6 +493,22 @@ def _last_line_of(fd: int, writer: str) -> ChainHead | None:
             head = _head_of(raw, writer)
             if head is not None:
                 return head
+        offset = start
+    return None
+
+
+def _hash_at(fd: int, writer: str, seq: int) -> str | None:
+    """Return the hash of writer's line number seq, searching from the end."""
+    offset, carry = os.fstat(fd).st_size, b""
+    while offset > 0:
+        start = max(0, offset - TAIL_BLOCK)
+        block = os.pread(fd, offset - start, start) + carry
+        lines = block.split(b"\n")
+        carry = lines.pop(0) if start > 0 else b""
+        for raw in reversed([line for line in lines if line]):
+            head = _head_of(raw, writer)
+            if head is not None and head.seq <= seq:
+                return head.hash if head.seq == seq else None
         offset = start
     return None
 

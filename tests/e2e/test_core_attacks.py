@@ -5,6 +5,10 @@ was down."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +18,7 @@ import orjson
 import pytest
 import requests
 
-from tests.server import ServerProcess, start_dev, start_production
+from tests.server import ROOT, ServerProcess, start_dev, start_production
 
 ADMIN_POLICY = 'path "*" { capabilities = ["create", "read", "update", "delete"] }'
 DELEGATE_POLICY = """
@@ -334,3 +338,46 @@ def test_seal_during_writes(audited: tuple[ServerProcess, Path]) -> None:
     for key, version in written:
         read = server.request("GET", f"secret/data/{key}?version={version}")
         assert read.status_code == 200, (key, version, read.text)
+
+
+# -- an audit file cut while the server was down --------------------------------
+
+
+def verify_online(server: ServerProcess, log: Path) -> subprocess.CompletedProcess:
+    key = server.request("GET", "sys/audit/checkpoint").json()["public_key"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSSM_")}
+    env["MSSM_TOKEN"] = server.root_token
+    command = [sys.executable, "-m", "mssm", "audit", "verify", str(log)]
+    command += ["-public-key", key, "-address", server.url]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def cut_before(log: Path, marker: bytes) -> None:
+    """Keep the lines up to the last checkpoint before the first marker line."""
+    kept: list[bytes] = []
+    for raw in log.read_bytes().splitlines():
+        if marker in raw:
+            break
+        kept.append(raw)
+    while b'"type":"checkpoint"' not in kept[-1]:
+        kept.pop()
+    log.write_bytes(b"\n".join(kept) + b"\n")
+
+
+def test_cut_tail_found_after_restart(audited: tuple[ServerProcess, Path]) -> None:
+    server, log = audited
+    time.sleep(1.2)
+    body = {"data": {"who": "intruder"}}
+    assert server.request("POST", "secret/data/evidence", json=body).ok
+    server.stop(signal.SIGTERM)
+
+    cut_before(log, b"secret/data/evidence")
+    server.start()
+    server.unseal()
+    server.request("GET", "secret/data/other")
+    time.sleep(1.2)
+    result = verify_online(server, log)
+
+    assert b"secret/data/evidence" not in log.read_bytes()
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "prev_hash does not match" in result.stderr
