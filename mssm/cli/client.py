@@ -169,6 +169,14 @@ class Client:
                 # a CA file that is only set on the session.
                 verify=self.verify,
             )
+        except requests.exceptions.InvalidHeader:
+            # requests quotes the rejected value in its message, and that
+            # value is usually the token, so the message is written here.
+            raise APIError(
+                "invalid token or -wrap-ttl: a header value must not contain "
+                "control characters or start with whitespace; check MSSM_TOKEN, "
+                f"the token given on the command line and ~/{TOKEN_FILE_NAME}"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise APIError(self._connection_message(exc)) from None
 
