@@ -271,6 +271,23 @@ def test_url_error_hides_literal_password(pg: PgEnv) -> None:
     assert "[redacted]@[::1/x" in answer.text
 
 
+def test_mysql_silent_server_times_out(my: MyEnv) -> None:
+    # PostgreSQL's port accepts TCP and then waits for the client to speak,
+    # as the MySQL client waits for a greeting: neither side ever sends.
+    silent = my.target.connection_url.replace(":3306)", ":5432)")
+    started = time.monotonic()
+    answer = my.call("POST", "config/silent", my.target.config(connection_url=silent))
+    _assert_named_400(answer, "handshake")
+    unverified = my.target.config(connection_url=silent, verify_connection=False)
+    my.write("config/silent", unverified)
+    role = {"db_name": "silent", "creation_statements": my.create_statements}
+    my.write("roles/silent", role)
+    creds = my.call("GET", "creds/silent")
+    assert creds.status_code == 500
+    assert "handshake" in creds.json()["errors"][0]
+    assert time.monotonic() - started < 28
+
+
 # -- name collisions ----------------------------------------------------------
 
 

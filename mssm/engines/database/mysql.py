@@ -54,6 +54,10 @@ LEGACY_USERNAME_TEMPLATE = (
     '{{ printf "v-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}'
 )
 CONNECT_TIMEOUT_SECONDS = 5
+# asyncmy's connect_timeout covers the TCP connect only, not the greeting
+# that follows, so a server that accepts and stays silent (another
+# service on the port) would block a connection attempt for ever.
+POOL_TIMEOUT_SECONDS = 10.0
 # asyncmy's own default: replace connections older than an hour.
 DEFAULT_RECYCLE_SECONDS = 3600
 CREATE_ATTEMPTS = 10
@@ -189,9 +193,15 @@ class MySQLDatabase(Database):
 
     async def verify(self) -> None:
         try:
-            conn = await asyncmy.connect(**self._options)
+            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+                await self._select_one()
+        except TimeoutError:
+            raise DatabaseError(_handshake_timeout()) from None
         except (MySQLError, OSError) as exc:
             raise DatabaseError(self._message(exc)) from None
+
+    async def _select_one(self) -> None:
+        conn = await asyncmy.connect(**self._options)
         try:
             async with conn.cursor() as cursor:
                 await cursor.execute("SELECT 1")
@@ -214,7 +224,10 @@ class MySQLDatabase(Database):
     async def _connection(self) -> AsyncIterator[Any]:
         pool = await self._get_pool()
         try:
-            conn = await pool.acquire()
+            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+                conn = await pool.acquire()
+        except TimeoutError:
+            raise DatabaseError(_handshake_timeout()) from None
         except (MySQLError, OSError) as exc:
             raise DatabaseError(self._message(exc)) from None
         try:
@@ -423,6 +436,13 @@ async def _execute_or_forget(cursor: Any, statement: str, executed: list[str]) -
         if not 2000 <= _code(exc) < 3000 and _code(exc) != 0:
             executed.pop()
         raise
+
+
+def _handshake_timeout() -> str:
+    return (
+        f"no connection within {POOL_TIMEOUT_SECONDS:.0f}s: the server did not "
+        "complete the MySQL handshake, or every pooled connection stayed busy"
+    )
 
 
 def user_hosts(rendered: str, username: str) -> list[str]:
