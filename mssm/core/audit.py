@@ -442,12 +442,16 @@ def _check_writable(file_path: str, mode: int) -> None:
 
 def hash_values(device: AuditDevice, value: Any) -> Any:
     """Replace every scalar in value with its HMAC, keeping keys and nulls."""
-    if isinstance(value, dict):
+    # Exact types first: this runs for every field of every audited body.
+    kind = type(value)
+    if kind is str:
+        return device.hash(value)
+    if kind is dict or isinstance(value, dict):
         return {k: hash_values(device, v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [hash_values(device, v) for v in value]
     if value is None:
         return None
+    if kind is list or isinstance(value, list | tuple):
+        return [hash_values(device, v) for v in value]
     return device.hash(value)
 
 
@@ -505,12 +509,28 @@ def _request(device: AuditDevice, req: Request) -> dict[str, Any]:
     return body
 
 
+def _hashed_request(
+    device: AuditDevice, req: Request
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the auth and request sections of req's lines on device.
+
+    Both lines of a request carry the same sections, so they are hashed
+    once and kept on the request.
+    """
+    sections = req.audit_sections.get(device.path)
+    if sections is None:
+        sections = (_auth(device, req), _request(device, req))
+        req.audit_sections[device.path] = sections
+    return sections
+
+
 def request_entry(device: AuditDevice, req: Request) -> dict[str, Any]:
+    auth, request = _hashed_request(device, req)
     return {
         "time": rfc3339(time.time()),
         "type": "request",
-        "auth": _auth(device, req),
-        "request": _request(device, req),
+        "auth": auth,
+        "request": request,
     }
 
 
@@ -523,11 +543,12 @@ def rejected_entry(device: AuditDevice, req: Request, message: str) -> dict[str,
 def response_entry(
     device: AuditDevice, req: Request, resp: Response | None, error: Exception | None
 ) -> dict[str, Any]:
+    auth, request = _hashed_request(device, req)
     entry: dict[str, Any] = {
         "time": rfc3339(time.time()),
         "type": "response",
-        "auth": _auth(device, req),
-        "request": _request(device, req),
+        "auth": auth,
+        "request": request,
         "response": _response(device, req, resp) if resp is not None else {},
     }
     if error is not None:

@@ -34,6 +34,10 @@ class Request:
     token: Any = None
     params: dict[str, str] = field(default_factory=dict)
     tls_peer_cert: bytes | None = None
+    # The audit broker's hashed auth and request sections, per device path.
+    audit_sections: dict[str, Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def token_accessor(self) -> str:
