@@ -219,8 +219,8 @@ class LeaseManager:
         """Revoke a secret created with a token's last use, and raise.
 
         The token is revoked when this request ends, and its leases with
-        it, so the client would get credentials that no longer work. Vault
-        answers the same way, with a 400 and this message.
+        it, so the client would get credentials that no longer work. OpenBao
+        (bao server -dev) responds the same way, with a 400 and this message.
         """
         error = await self._attempt(lease, "token")
         if error is not None:
