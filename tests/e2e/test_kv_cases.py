@@ -42,7 +42,8 @@ def write(server: ServerProcess, key: str, data: dict) -> None:
 
 class TestDeletedVersions:
     @pytest.fixture(scope="class")
-    def deleted(self, server: ServerProcess) -> ServerProcess:
+    @classmethod
+    def deleted(cls, server: ServerProcess) -> ServerProcess:
         write(server, "k", {"v": "1"})
         write(server, "k", {"v": "2"})
         assert server.request("DELETE", "secret/data/k").status_code == 204

@@ -107,7 +107,8 @@ def test_longest_prefix_routes(server: ServerProcess) -> None:
 
 class TestTune:
     @pytest.fixture(scope="class")
-    def tuned(self, server: ServerProcess) -> ServerProcess:
+    @classmethod
+    def tuned(cls, server: ServerProcess) -> ServerProcess:
         enable(server, "tuned", {"type": "kv", "options": {"version": "2"}})
         body = {"max_lease_ttl": "1h"}
         response = server.request("POST", "sys/mounts/tuned/tune", json=body)

@@ -155,8 +155,9 @@ class TestUnsealShares:
     """Repeated, wrong and badly encoded shares, and reset."""
 
     @pytest.fixture(scope="class")
+    @classmethod
     def server(
-        self, tmp_path_factory: pytest.TempPathFactory
+        cls, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[ServerProcess]:
         server = start_initialised(tmp_path_factory.mktemp("unseal"), 5, 3)
         server.request("PUT", "sys/seal").raise_for_status()
@@ -244,8 +245,9 @@ class TestRekey:
     turned off, so that a sudo token is required as newer Vault releases do."""
 
     @pytest.fixture(scope="class")
+    @classmethod
     def server(
-        self, tmp_path_factory: pytest.TempPathFactory
+        cls, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[ServerProcess]:
         server = start_fresh(tmp_path_factory.mktemp("rekey"))
         restart_with_listener_option(server, "disable_unauthed_rekey_endpoints = true")
