@@ -49,6 +49,7 @@ def next_request_id() -> str:
 
 
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+_REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -87,9 +88,7 @@ class App:
         await send(start)
         await send({"type": "http.response.body", "body": body})
         elapsed = time.perf_counter() - started
-        metrics.requests_total.labels(
-            scope["method"], _STATUS_CLASS[status // 100]
-        ).inc()
+        _request_counter(scope["method"], status).inc()
         metrics.request_seconds.observe(elapsed)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -130,7 +129,8 @@ class App:
         headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
         }
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        raw_query = scope.get("query_string", b"")
+        query = dict(parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
         body = await self._read_body(headers, receive)
         if operation in (UPDATE, PATCH) and path.endswith("/"):
             # A key cannot end in '/': that is a folder, as Vault rules it.
@@ -172,6 +172,16 @@ class App:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+def _request_counter(method: str, status: int) -> Any:
+    # labels() takes a lock and builds a key on every call; the children
+    # it returns are fixed, so each is looked up once.
+    key = (method, _STATUS_CLASS[status // 100])
+    counter = _REQUEST_COUNTERS.get(key)
+    if counter is None:
+        counter = _REQUEST_COUNTERS[key] = metrics.requests_total.labels(*key)
+    return counter
 
 
 def _check_patch_content_type(headers: dict[str, str]) -> None:
