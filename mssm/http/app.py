@@ -52,6 +52,10 @@ _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 MERGE_PATCH = "application/merge-patch+json"
+# orjson reads 1024 levels of nesting but writes at most 254, and stored
+# records and the response envelope add a few, so a deeper body could be
+# parsed but never stored or answered.
+MAX_JSON_DEPTH = 128
 
 
 class App:
@@ -208,7 +212,21 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise BadRequest("failed to parse JSON input: the body must be a JSON object")
+    _check_depth(data)
     return data
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(
+                "failed to parse JSON input: objects and arrays are nested more "
+                f"than {MAX_JSON_DEPTH} levels deep"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def _token(headers: dict[str, str]) -> str | None:

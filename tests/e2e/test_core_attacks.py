@@ -263,6 +263,34 @@ def test_health_code_in_range(server: ServerProcess) -> None:
     assert answer.json()["sealed"] is False
 
 
+def nested(depth: int) -> bytes:
+    """Return a JSON body whose objects are depth levels deep in all."""
+    inner = b'{"a":' * (depth - 1) + b'"leaf"' + b"}" * (depth - 1)
+    return b'{"data":' + inner + b"}"
+
+
+@pytest.mark.parametrize("depth", [129, 300, 1000])
+def test_deep_body_rejected(server: ServerProcess, depth: int) -> None:
+    server.request("POST", "sys/mounts/deep", json={"type": "kv-v2"})
+
+    answer = server.request("POST", f"deep/data/key{depth}", data=nested(depth))
+
+    assert answer.status_code == 400, answer.text
+    assert "nested more than 128 levels" in answer.json()["errors"][0]
+    assert server.request("GET", f"deep/data/key{depth}").status_code == 404
+
+
+def test_deep_body_at_limit(server: ServerProcess) -> None:
+    server.request("POST", "sys/mounts/deep", json={"type": "kv-v2"})
+
+    answer = server.request("POST", "deep/data/limit", data=nested(128))
+
+    assert answer.status_code == 200, answer.text
+    read = server.request("GET", "deep/data/limit")
+    assert read.status_code == 200, read.text
+    assert read.content.count(b'{"a":') == 127
+
+
 # -- seal with an audit device --------------------------------------------------
 
 
@@ -284,6 +312,18 @@ def audited(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
 
 def audit_lines(log: Path) -> list[dict]:
     return [orjson.loads(line) for line in log.read_bytes().splitlines()]
+
+
+def test_deep_body_audited(audited: tuple[ServerProcess, Path]) -> None:
+    server, log = audited
+
+    deep = server.request("POST", "secret/data/deep", data=nested(500))
+    limit = server.request("POST", "secret/data/limit", data=nested(128))
+
+    assert deep.status_code == 400, deep.text
+    assert limit.status_code == 200, limit.text
+    paths = [line.get("request", {}).get("path") for line in audit_lines(log)]
+    assert paths.count("secret/data/limit") == 2
 
 
 def test_seal_with_audit_device(audited: tuple[ServerProcess, Path]) -> None:
