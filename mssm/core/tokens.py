@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mssm.core.barrier import StorageView
-from mssm.core.errors import BadRequest
+from mssm.core.errors import BadRequest, PermissionDenied
 from mssm.core.token_rules import (
     CreateRequest,
     RenewalTerms,
@@ -121,6 +121,9 @@ class TokenStore:
         self._salt: bytes = b""
         self._cache: dict[str, TokenEntry] = {}
         self._expiry: list[tuple[float, str]] = []
+        # Tokens whose revocation has begun: they authenticate no request,
+        # and a child stored meanwhile is revoked at once (see create).
+        self._revoking: set[str] = set()
         self._roles: dict[str, TokenRole] = {}
         self._tune: dict[str, int] = {}
         self._system = TokenLimits(768 * 3600, 768 * 3600)
@@ -204,7 +207,7 @@ class TokenStore:
         entry = await self.lookup_hash(id_hash)
         if entry is None or not hmac.compare_digest(entry.id_hash, id_hash):
             return None
-        if entry.num_uses == EXHAUSTED:
+        if entry.num_uses == EXHAUSTED or id_hash in self._revoking:
             return None
         if entry.expired(time.time() if now is None else now):
             return None
@@ -283,7 +286,16 @@ class TokenStore:
             role=role,
         )
         await self.store(entry)
+        if entry.parent_hash and not await self._live(entry.parent_hash):
+            # The parent's revocation began while this child was stored, and
+            # may have listed the parent's children before this one.
+            await self.revoke_tree(entry.id_hash, "parent token revoked")
+            raise PermissionDenied()
         return token_id, entry
+
+    async def _live(self, id_hash: str) -> bool:
+        entry = await self.lookup_hash(id_hash)
+        return entry is not None and id_hash not in self._revoking
 
     async def store(self, entry: TokenEntry) -> None:
         await self.storage.put_json(f"id/{entry.id_hash}", entry.to_dict())
@@ -380,6 +392,7 @@ class TokenStore:
         pending = [id_hash]
         while pending:
             current = pending.pop()
+            self._revoking.add(current)
             order.append(current)
             pending.extend(await self._children(current))
         for current in reversed(order):
@@ -403,6 +416,12 @@ class TokenStore:
         return [k.rstrip("/") for k in await self.storage.list(f"parent/{id_hash}/")]
 
     async def _revoke_one(self, id_hash: str, reason: str) -> None:
+        try:
+            await self._delete_token(id_hash, reason)
+        finally:
+            self._revoking.discard(id_hash)
+
+    async def _delete_token(self, id_hash: str, reason: str) -> None:
         entry = await self.lookup_hash(id_hash)
         await self._revoke_token_leases(id_hash)
         self._cache.pop(id_hash, None)

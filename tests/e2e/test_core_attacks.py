@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -220,6 +221,47 @@ def test_role_path_still_needs_acl(server: ServerProcess) -> None:
     answer = server.request("POST", "auth/token/create/svc", token=token, json={})
 
     assert answer.status_code == 403, answer.text
+
+
+def create_children(server: ServerProcess, parent: str, count: int) -> list[str]:
+    """Create count children of parent from 40 threads; return those created."""
+    created: list[str] = []
+
+    def create(_: int) -> None:
+        body = {"policies": ["maker"], "ttl": "1h"}
+        answer = server.request("POST", "auth/token/create", token=parent, json=body)
+        if answer.status_code == 200:
+            created.append(answer.json()["auth"]["client_token"])
+
+    with ThreadPoolExecutor(40) as pool:
+        list(pool.map(create, range(count)))
+    return created
+
+
+def test_revoke_during_child_creation(
+    audited: tuple[ServerProcess, Path],
+) -> None:
+    server, _ = audited
+    put_policy(server, "maker", MAKER_POLICY)
+    survivors: list[str] = []
+
+    for _ in range(5):
+        parent = child_token(server, "maker")
+        revoker = threading.Timer(
+            0.15,
+            server.request,
+            ("POST", "auth/token/revoke"),
+            {"json": {"token": parent}},
+        )
+        revoker.start()
+        created = create_children(server, parent, 120)
+        revoker.join()
+        for token in created:
+            lookup = server.request("GET", "auth/token/lookup-self", token=token)
+            if lookup.status_code != 403:
+                survivors.append(token)
+
+    assert survivors == []
 
 
 # -- bad input ----------------------------------------------------------------
