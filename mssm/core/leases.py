@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from mssm.core import metrics
 from mssm.core.barrier import StorageView
-from mssm.core.errors import APIError, BadRequest
+from mssm.core.errors import APIError, BadRequest, PermissionDenied
 from mssm.core.lease_record import (
     ACTIVE,
     CREATING,
@@ -208,12 +208,22 @@ class LeaseManager:
         except Exception:
             await self.abandon(lease.lease_id, "the lease could not be stored")
             raise
+        if not await self._token_live(lease):
+            # The token's revocation began while the engine made the secret,
+            # so revoke_by_token may have run before this lease was active.
+            await self.abandon(lease.lease_id, "its token was revoked meanwhile")
+            raise PermissionDenied()
         self._schedule(lease)
         resp.lease_id = lease.lease_id
         resp.lease_duration = int(round(lease.expire_time - lease.issue_time))
         resp.renewable = lease.renewable
         resp.warnings.extend(lease.warnings)
         lease.warnings = []
+
+    async def _token_live(self, lease: Lease) -> bool:
+        if not lease.token_hash:
+            return True
+        return await self.core.tokens.is_live(lease.token_hash, self.now())
 
     async def _refuse_last_use(self, lease: Lease) -> None:
         """Revoke a secret created with a token's last use, and raise.

@@ -286,16 +286,22 @@ class TokenStore:
             role=role,
         )
         await self.store(entry)
-        if entry.parent_hash and not await self._live(entry.parent_hash):
+        if entry.parent_hash and not await self.is_live(entry.parent_hash, now):
             # The parent's revocation began while this child was stored, and
             # may have listed the parent's children before this one.
             await self.revoke_tree(entry.id_hash, "parent token revoked")
             raise PermissionDenied()
         return token_id, entry
 
-    async def _live(self, id_hash: str) -> bool:
+    async def is_live(self, id_hash: str, now: float) -> bool:
+        """Return whether the token exists, is not expired and not being revoked.
+
+        A token on its last use counts as live: the request using it ends it.
+        """
         entry = await self.lookup_hash(id_hash)
-        return entry is not None and id_hash not in self._revoking
+        if entry is None or id_hash in self._revoking:
+            return False
+        return not entry.expired(now)
 
     async def store(self, entry: TokenEntry) -> None:
         await self.storage.put_json(f"id/{entry.id_hash}", entry.to_dict())

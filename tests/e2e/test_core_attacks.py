@@ -19,6 +19,7 @@ import orjson
 import pytest
 import requests
 
+from tests.dbtargets import PostgresTarget, pg_target, wait_until  # noqa: F401
 from tests.server import ROOT, ServerProcess, start_dev, start_production
 
 ADMIN_POLICY = 'path "*" { capabilities = ["create", "read", "update", "delete"] }'
@@ -262,6 +263,50 @@ def test_revoke_during_child_creation(
                 survivors.append(token)
 
     assert survivors == []
+
+
+SLOW_CREATE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+    "VALID UNTIL '{{expiration}}';",
+    "SELECT pg_sleep(1);",
+]
+
+
+def test_creds_during_token_revoke(
+    audited: tuple[ServerProcess, Path],
+    pg_target: PostgresTarget,  # noqa: F811
+) -> None:
+    server, _ = audited
+    role = f"r{pg_target.marker}"
+    steps = [
+        ("sys/mounts/database", {"type": "database"}),
+        ("database/config/pg", pg_target.config()),
+        (
+            f"database/roles/{role}",
+            {"db_name": "pg", "creation_statements": SLOW_CREATE},
+        ),
+    ]
+    for path, body in steps:
+        assert server.request("POST", path, json=body).status_code == 204, path
+    put_policy(
+        server, "creds", f'path "database/creds/{role}" {{ capabilities = ["read"] }}'
+    )
+    token = child_token(server, "creds")
+    answers: list[requests.Response] = []
+    reader = threading.Thread(
+        target=lambda: answers.append(
+            server.request("GET", f"database/creds/{role}", token=token)
+        )
+    )
+
+    reader.start()
+    time.sleep(0.4)
+    revoked = server.request("POST", "auth/token/revoke", json={"token": token})
+    reader.join()
+
+    assert revoked.status_code == 204, revoked.text
+    assert answers[0].status_code == 403, answers[0].text
+    assert wait_until(lambda: pg_target.marked_roles() == [], timeout=10)
 
 
 # -- bad input ----------------------------------------------------------------
