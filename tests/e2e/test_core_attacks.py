@@ -1,7 +1,8 @@
 """Attacks on the core through a running server: bad input on sys/ and
-auth/token/, paths that dodge an ACL rule, token creation that widens its
-parent, seal while requests run, and an audit file cut while the server
-was down."""
+auth/token/ (huge numbers, deep nesting), paths that dodge an ACL rule,
+token creation that widens its parent, a token revoked while it creates
+children or reads credentials, seal while requests run, and an audit file
+cut while the server was down."""
 
 from __future__ import annotations
 
