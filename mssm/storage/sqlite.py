@@ -5,29 +5,48 @@ before the commit returns, so an acknowledged write survives kill -9 and
 power loss. Reads run on the event loop: with the pages cached they take
 microseconds, less than a hop to a thread. Writes go to one writer thread,
 because they block on fsync.
+
+The writer commits in groups: it takes every write queued so far, runs each
+in a savepoint of one transaction and commits once, so concurrent writes
+share one fsync. A write that fails is rolled back to its savepoint and
+fails alone; a commit that fails fails every write of its group. A write
+starts at once when the writer is idle, and writes that come in during a
+commit wait for the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from mssm.storage.base import Backend, StorageError, direct_children
 
 logger = logging.getLogger(__name__)
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB)"
+# A queued write: the function, its arguments, and the caller's loop and future.
+Write = tuple[Callable[..., Any], tuple, asyncio.AbstractEventLoop, asyncio.Future]
+# A write's result or its error.
+Outcome = tuple[Any, BaseException | None]
 
 
 class SQLiteBackend(Backend):
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._write_conn = self._connect()
         self._write_conn.execute(_SCHEMA)
         self._read_conn = self._connect()
+        self._closed = False
+        self._writes: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_groups, name="sqlite-writer", daemon=True
+        )
+        self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -37,12 +56,56 @@ class SQLiteBackend(Backend):
         return conn
 
     async def _write(self, func, *args):  # noqa: ANN001, ANN202
+        if self._closed:
+            raise StorageError("storage write failed: the backend is closed")
         loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._writes.put((func, args, loop, future))
         try:
-            return await loop.run_in_executor(self._writer, func, *args)
+            return await future
         except sqlite3.Error as exc:
             logger.error("sqlite write failed: %s", exc)
             raise StorageError(f"storage write failed: {exc}") from None
+
+    # -- the writer thread -----------------------------------------------------
+
+    def _write_groups(self) -> None:
+        while True:
+            group = [self._writes.get()]
+            while not self._writes.empty():
+                group.append(self._writes.get())
+            writes = [write for write in group if write is not None]
+            if writes:
+                _report(writes, self._commit(writes))
+            if len(writes) < len(group):
+                return
+
+    def _commit(self, writes: list[Write]) -> list[Outcome]:
+        """Run writes in one transaction, each in a savepoint; commit once."""
+        conn = self._write_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [self._run_one(func, args) for func, args, _, _ in writes]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The transaction itself failed (busy, disk full, I/O error):
+            # nothing of the group is stored.
+            if conn.in_transaction:
+                _rollback(conn)
+            return [(None, exc)] * len(writes)
+        return outcomes
+
+    def _run_one(self, func: Callable[..., Any], args: tuple) -> Outcome:
+        conn = self._write_conn
+        conn.execute("SAVEPOINT write")
+        try:
+            result = func(*args)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO write")
+            conn.execute("RELEASE write")
+            return None, exc
+        conn.execute("RELEASE write")
+        return result, None
 
     def _read(self, sql: str, params: tuple) -> list[tuple]:
         try:
@@ -93,35 +156,65 @@ class SQLiteBackend(Backend):
         return await self._write(self._put_if_sync, key, value, expected)
 
     def _put_if_sync(self, key: str, value: bytes, expected: bytes | None) -> bool:
-        conn = self._write_conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(
-                "SELECT value FROM entries WHERE key = ?", (key,)
-            ).fetchone()
-            current = row[0] if row else None
-            if current != expected:
-                conn.execute("ROLLBACK")
-                return False
-            self._put_sync(key, value)
-            conn.execute("COMMIT")
-            return True
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        # The writer's transaction makes the compare and the write atomic.
+        row = self._write_conn.execute(
+            "SELECT value FROM entries WHERE key = ?", (key,)
+        ).fetchone()
+        current = row[0] if row else None
+        if current != expected:
+            return False
+        self._put_sync(key, value)
+        return True
 
     async def backup(self, destination: str) -> None:
         """Write a consistent online copy of the database to destination."""
-        await self._write(self._backup_sync, destination)
+        # A connection of its own reads one snapshot, outside the writer's
+        # transactions.
+        await asyncio.to_thread(self._backup_sync, destination)
 
     def _backup_sync(self, destination: str) -> None:
+        source = self._connect()
         target = sqlite3.connect(destination)
         try:
-            self._write_conn.backup(target)
+            source.backup(target)
         finally:
             target.close()
+            source.close()
 
     async def close(self) -> None:
-        await self._write(self._write_conn.close)
+        """Finish the queued writes, then close both connections."""
+        self._closed = True
+        self._writes.put(None)
+        await asyncio.to_thread(self._writer.join)
+        self._write_conn.close()
         self._read_conn.close()
-        self._writer.shutdown(wait=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        logger.error("sqlite rollback failed: %s", exc)
+
+
+def _report(writes: list[Write], outcomes: list[Outcome]) -> None:
+    """Hand each outcome to its caller's event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for (_, _, loop, future), outcome in zip(writes, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:
+            # The loop is closed: nobody waits for these writes any more.
+            pass
+
+
+def _settle(settled: list[tuple[asyncio.Future, Outcome]]) -> None:
+    for future, (result, error) in settled:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

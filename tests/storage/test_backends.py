@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mssm.storage.base import Backend
+from mssm.storage.base import Backend, StorageError
 from mssm.storage.inmem import InmemBackend
 from mssm.storage.sqlite import SQLiteBackend
 
@@ -150,3 +150,31 @@ async def test_sqlite_uses_wal_and_full_sync(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     finally:
         await store.close()
+
+
+async def test_sqlite_failed_write_fails_alone(tmp_path: Path) -> None:
+    store = SQLiteBackend(str(tmp_path / "group.db"))
+    try:
+        # The three writes share one transaction; a value SQLite cannot bind
+        # fails in its own savepoint without taking the others with it.
+        results = await asyncio.gather(
+            store.put("a", b"1"),
+            store.put("bad", object()),  # type: ignore[arg-type]
+            store.put("c", b"3"),
+            return_exceptions=True,
+        )
+        assert results[0] is None
+        assert isinstance(results[1], StorageError)
+        assert results[2] is None
+        assert await store.get("a") == b"1"
+        assert await store.get("bad") is None
+        assert await store.get("c") == b"3"
+    finally:
+        await store.close()
+
+
+async def test_sqlite_write_after_close_fails(tmp_path: Path) -> None:
+    store = SQLiteBackend(str(tmp_path / "closed.db"))
+    await store.close()
+    with pytest.raises(StorageError, match="closed"):
+        await store.put("k", b"v")
