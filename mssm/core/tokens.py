@@ -209,9 +209,24 @@ class TokenStore:
             return None
         if entry.num_uses == EXHAUSTED or id_hash in self._revoking:
             return None
-        if entry.expired(time.time() if now is None else now):
+        now = time.time() if now is None else now
+        if entry.expired(now) or self._ancestor_expired(entry, now):
             return None
         return entry
+
+    def _ancestor_expired(self, entry: TokenEntry, now: float) -> bool:
+        # The expiry task revokes an expired token's subtree within
+        # EXPIRY_CHECK_SECONDS, and after an unseal only once it first runs;
+        # until then the children must not outlive their expired ancestor.
+        parent_hash = entry.parent_hash
+        while parent_hash:
+            parent = self._cache.get(parent_hash)
+            if parent is None:
+                return False
+            if parent.expired(now):
+                return True
+            parent_hash = parent.parent_hash
+        return False
 
     async def lookup_hash(self, id_hash: str) -> TokenEntry | None:
         entry = self._cache.get(id_hash)

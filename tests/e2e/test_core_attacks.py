@@ -310,6 +310,27 @@ def test_creds_during_token_revoke(
     assert wait_until(lambda: pg_target.marked_roles() == [], timeout=10)
 
 
+def test_child_of_expired_parent_after_restart(
+    audited: tuple[ServerProcess, Path],
+) -> None:
+    server, _ = audited
+    put_policy(server, "maker", MAKER_POLICY)
+    body = {"policies": ["maker"], "ttl": "3s"}
+    parent = server.request("POST", "auth/token/create", json=body)
+    parent_token = parent.json()["auth"]["client_token"]
+    body = {"policies": ["maker"], "ttl": "1h"}
+    child = server.request("POST", "auth/token/create", token=parent_token, json=body)
+    child_token_id = child.json()["auth"]["client_token"]
+    server.stop(signal.SIGTERM)
+    time.sleep(4)
+
+    server.start()
+    server.unseal()
+    lookup = server.request("GET", "auth/token/lookup-self", token=child_token_id)
+
+    assert lookup.status_code == 403, lookup.text
+
+
 # -- bad input ----------------------------------------------------------------
 
 
