@@ -31,6 +31,8 @@ CREATION_SQL = (
     "VALID UNTIL '{{expiration}}';"
 )
 FILL_CONNECTIONS = 64
+# Roles dropped per transaction by the cleanup.
+DROP_CHUNK = 1000
 SECRET_VALUE = "s3cr3t-value-0123456789abcdef"
 KV_READY_TIMEOUT_S = 30
 # (transit key type, JWT algorithm, sign parameters that give the JWT's
@@ -212,9 +214,13 @@ def drop_bench_roles(prefix: str = ROLE_PREFIX) -> int:
                 "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (pattern,)
             )
         ]
-        with conn.transaction():
-            for name in names:
-                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        # Each dropped role holds a lock until its transaction ends, and
+        # PostgreSQL's lock table (max_locks_per_transaction, 64 by default,
+        # times max_connections) runs out after a few thousand.
+        for start in range(0, len(names), DROP_CHUNK):
+            with conn.transaction():
+                for name in names[start : start + DROP_CHUNK]:
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     if names:
         logger.info("dropped %d benchmark roles from PostgreSQL", len(names))
     return len(names)
