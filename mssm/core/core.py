@@ -19,7 +19,7 @@ from mssm.core.errors import APIError, NotFound, PermissionDenied, Sealed
 from mssm.core.leases import LeaseManager
 from mssm.core.mounts import MOUNT_TABLE_PATH, MountEntry, MountTable
 from mssm.core.policy import PolicyStore
-from mssm.core.request import CREATE, LIST, UPDATE, Request, Response
+from mssm.core.request import Request, Response
 from mssm.core.seal import SealManager
 from mssm.core.tokens import EXHAUSTED, TokenStore
 from mssm.core.wrapping import WrappingStore
@@ -29,9 +29,9 @@ from mssm.storage.base import Backend
 logger = logging.getLogger(__name__)
 
 ENGINE_GROUP = "mssm.engines"
-# Answered while sealed, without a token.
+# Served while sealed, without a token.
 SEALED_PATHS = frozenset({"sys/seal-status", "sys/unseal", "sys/init", "sys/health"})
-# Answered without a token once unsealed; the quorum of unseal keys or a
+# Served without a token once unsealed; the quorum of unseal keys or a
 # wrapping token authorises them instead.
 QUORUM_PREFIXES = ("sys/rekey/", "sys/rekey-recovery-key/", "sys/generate-root/")
 UNAUTHENTICATED_PATHS = frozenset({"sys/wrapping/unwrap", "sys/leader"})
@@ -316,13 +316,6 @@ class Core:
             await self.audit.log_response(req, resp, None)
         return resp
 
-    async def exists(self, req: Request) -> bool:
-        """Whether a write to req.path would update an existing key."""
-        engine, route = self._route(req)
-        if engine is None or route is None:
-            return False
-        return await engine.resolve_operation(req, route) == UPDATE
-
 
 # The first segments of SUDO_PREFIXES ("sys/", "auth/"): most requests go to
 # other mounts and are ruled out by one startswith.
@@ -365,4 +358,4 @@ def _load_engine_types() -> dict[str, Any]:
     return types
 
 
-__all__ = ["Core", "CREATE", "LIST"]
+__all__ = ["Core"]

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hmac
 import logging
-import secrets
 import uuid
 from dataclasses import dataclass, field
 
@@ -225,7 +224,3 @@ def _combine_or_none(shares: list[bytes]) -> bytes | None:
         return shamir.combine(shares)
     except ValueError:
         return None
-
-
-def new_nonce() -> str:
-    return secrets.token_hex(16)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mssm.core.errors import APIError, MethodNotAllowed, NotFound
+from mssm.core.errors import APIError, MethodNotAllowed
 from mssm.core.fields import Field, parse_fields
 from mssm.core.request import CREATE, UPDATE, Request, Response
 
@@ -116,7 +116,3 @@ def _as_response(result: Response | dict | None) -> Response:
     if result is None:
         return Response()
     return Response(data=result)
-
-
-def not_found() -> NotFound:
-    return NotFound()

@@ -9,8 +9,6 @@ import hashlib
 import time
 from typing import Any
 
-import orjson
-
 from mssm.core.durations import format_go_duration, parse_signed_duration
 from mssm.core.errors import APIError, BadRequest, NotFound
 from mssm.core.fields import ANY, BOOL, INT, MAP, Field
@@ -484,4 +482,4 @@ def _subkeys(value: Any, depth: int, level: int) -> Any:
     return {name: _subkeys(item, depth, level + 1) for name, item in value.items()}
 
 
-__all__ = ["KVv2Engine", "orjson"]
+__all__ = ["KVv2Engine"]
