@@ -165,11 +165,15 @@ def _print_written(kv: KVPath, response: dict | None, output: Output) -> None:
     if output.is_json:
         print_json(response)
         return
+    _print_path_and_metadata(kv, (response or {}).get("data"))
+
+
+def _print_path_and_metadata(kv: KVPath, metadata: dict | None) -> None:
     print_section("Secret Path")
     click.echo(kv.api_path("data"))
     click.echo()
     print_section("Metadata")
-    print_table(sorted(((response or {}).get("data") or {}).items()))
+    print_table(sorted((metadata or {}).items()))
 
 
 def _print_v2_secret(kv: KVPath, response: dict[str, Any], output: Output) -> None:
@@ -186,11 +190,7 @@ def _print_v2_secret(kv: KVPath, response: dict[str, Any], output: Output) -> No
         print_json(response)
         return
 
-    print_section("Secret Path")
-    click.echo(kv.api_path("data"))
-    click.echo()
-    print_section("Metadata")
-    print_table(sorted((body.get("metadata") or {}).items()))
+    _print_path_and_metadata(kv, body.get("metadata"))
     if isinstance(values, dict):
         click.echo()
         print_section("Data")

@@ -1,10 +1,10 @@
-"""Errors that map to HTTP answers in Vault's `{"errors": [...]}` shape."""
+"""Errors that map to HTTP responses in Vault's `{"errors": [...]}` shape."""
 
 from __future__ import annotations
 
 
 class APIError(Exception):
-    """An error the client sees, with Vault's status code for the same case."""
+    """An error returned to the client, with Vault's status code for the same case."""
 
     status = 500
 

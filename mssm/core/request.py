@@ -1,5 +1,5 @@
 """The request and response that travel between the HTTP layer, the core and
-the engines. Nothing here knows about HTTP framing."""
+the engines. Nothing here depends on HTTP framing."""
 
 from __future__ import annotations
 

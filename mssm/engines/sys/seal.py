@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def plain(body: dict[str, Any], status: int = 200) -> Response:
-    """A response sent without the Vault envelope, as sys/init and friends are."""
+    """Build a response sent without the Vault envelope, as sys/init sends it."""
     return Response(raw_body=orjson.dumps(body), status=status)
 
 
