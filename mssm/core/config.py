@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mssm.core.durations import parse_duration
+from mssm.storage.cache import DEFAULT_CACHE_ENTRIES
 
 DEFAULT_LEASE_TTL = 768 * 3600
 DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
@@ -74,6 +75,10 @@ class Config:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     audit: list[AuditDeviceConfig] = field(default_factory=list)
     audit_api: AuditAPIConfig = field(default_factory=AuditAPIConfig)
+    # The read cache in front of storage, as Vault's disable_cache and
+    # cache_size: entries kept, evicted least recently used first.
+    disable_cache: bool = False
+    cache_size: int = DEFAULT_CACHE_ENTRIES
     dev: bool = False
     dev_root_token_id: str = ""
     # Seconds added to the core's clock. Tests use it to let scheduled work
@@ -116,6 +121,10 @@ def parse_config(raw: dict[str, Any]) -> Config:
             setattr(config, name, _duration(name, value))
         elif name == "log_level":
             config.log_level = _log_level(value)
+        elif name == "disable_cache":
+            config.disable_cache = _boolean(name, value)
+        elif name == "cache_size":
+            config.cache_size = _cache_size(value)
     _validate(config)
     return config
 
@@ -143,6 +152,20 @@ def _duration(name: str, value: object) -> int:
         return parse_duration(value, name)
     except Exception as exc:
         raise ConfigError(f"invalid {name}: {exc}") from None
+
+
+def _boolean(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _cache_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"cache_size must be a positive number of entries, got {value!r}"
+        )
+    return value
 
 
 def _log_level(value: object) -> str:

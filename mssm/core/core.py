@@ -25,6 +25,7 @@ from mssm.core.tokens import EXHAUSTED, TokenStore
 from mssm.core.wrapping import WrappingStore
 from mssm.engines.base import Engine, EngineContext, Route
 from mssm.storage.base import Backend
+from mssm.storage.cache import CachedBackend
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ SEAL_DRAIN_SECONDS = 10.0
 class Core:
     def __init__(self, config: Config, backend: Backend) -> None:
         self.config = config
+        self.cache: CachedBackend | None = None
+        if not config.disable_cache:
+            backend = self.cache = CachedBackend(backend, config.cache_size)
         self.backend = backend
         self.barrier = Barrier(backend)
         self.seal_manager = SealManager(self.barrier)
@@ -150,6 +154,9 @@ class Core:
         self.engines = {}
         self.mounts = MountTable()
         self.barrier.seal()
+        if self.cache is not None:
+            # Storage may be restored from a backup while the core is sealed.
+            self.cache.clear()
         self.seal_manager.reset_progress()
         self.seal_manager.rekey = None
         logger.info("core sealed")

@@ -40,6 +40,22 @@ async def test_seal_drops_every_key(core: Core) -> None:
     assert core.seal_manager.progress == []
 
 
+async def test_storage_restored_while_sealed_is_read_after_unseal(
+    started: tuple[Core, list[bytes]],
+) -> None:
+    core, shares = started
+    await core.barrier.put("logical/x/k", b"before")
+    assert await core.barrier.get("logical/x/k") == b"before"
+    backend = core.cache.backend if core.cache is not None else core.backend
+    restored = core.barrier.encrypt("logical/x/k", b"restored")
+    await core.seal()
+    # An operator restores storage from a backup while the core is sealed.
+    await backend.put("logical/x/k", restored)
+    for share in shares[:2]:
+        await core.seal_manager.submit_share(share)
+    assert await core.barrier.get("logical/x/k") == b"restored"
+
+
 @pytest.mark.parametrize(
     ("operation", "path"),
     [
