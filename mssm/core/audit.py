@@ -377,22 +377,39 @@ class AuditBroker:
         """Record req on every device, and raise a 500 if no device could."""
         if not self.enabled:
             return
-        await self._record(lambda device: request_entry(device, req), sync=False)
+        await self._record(lambda device: [request_entry(device, req)], sync=False)
 
     async def log_response(
-        self, req: Request, resp: Response | None, error: Exception | None
+        self,
+        req: Request,
+        resp: Response | None,
+        error: Exception | None,
+        requested_at: float | None = None,
     ) -> None:
-        """Record the outcome of req on every device, or raise a 500 if none could."""
+        """Record the outcome of req on every device, or raise a 500 if none could.
+
+        requested_at, when given, is the time req arrived: its request line,
+        not written yet, goes first in the same write. That is for requests
+        that change nothing, whose line need not be on disk before they run.
+        """
         if not self.enabled:
             return
-        await self._record(lambda device: response_entry(device, req, resp, error))
+        if requested_at is not None:
+            await self._record(
+                lambda device: [
+                    request_entry(device, req, requested_at),
+                    response_entry(device, req, resp, error),
+                ]
+            )
+            return
+        await self._record(lambda device: [response_entry(device, req, resp, error)])
 
     async def log_rejected(self, req: Request, message: str) -> None:
         """Record a request rejected before it ran; a failure here is only counted."""
         if not self.enabled:
             return
         try:
-            await self._record(lambda device: rejected_entry(device, req, message))
+            await self._record(lambda device: [rejected_entry(device, req, message)])
         except APIError:
             self._rejected_failures += 1
 
@@ -413,7 +430,7 @@ async def _write(device: AuditDevice, build: Any, sync: bool) -> bool:
     if device.writer is None:
         return False
     try:
-        await device.writer.write(build(device), sync)
+        await device.writer.write_many(build(device), sync)
     except AuditWriteError:
         return False
     return True
@@ -524,10 +541,12 @@ def _hashed_request(
     return sections
 
 
-def request_entry(device: AuditDevice, req: Request) -> dict[str, Any]:
+def request_entry(
+    device: AuditDevice, req: Request, at: float | None = None
+) -> dict[str, Any]:
     auth, request = _hashed_request(device, req)
     return {
-        "time": rfc3339(time.time()),
+        "time": rfc3339(time.time() if at is None else at),
         "type": "request",
         "auth": auth,
         "request": request,

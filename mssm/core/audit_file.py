@@ -166,9 +166,15 @@ class FileAuditWriter:
 
     async def write(self, entry: dict[str, Any], sync: bool = True) -> None:
         """Append entry as one line; return once it is written (and synced)."""
+        await self.write_many([entry], sync)
+
+    async def write_many(
+        self, entries: list[dict[str, Any]], sync: bool = True
+    ) -> None:
+        """Append entries as consecutive lines in one write."""
         if self._closing:
             raise AuditWriteError(f"audit device {self.device} is closing")
-        seq = await self._append_lines([entry], force_checkpoint=False)
+        seq = await self._append_lines(entries, force_checkpoint=False)
         if sync:
             await self._wait_synced(seq)
 

@@ -19,7 +19,7 @@ from mssm.core.errors import APIError, NotFound, PermissionDenied, Sealed
 from mssm.core.leases import LeaseManager
 from mssm.core.mounts import MOUNT_TABLE_PATH, MountEntry, MountTable
 from mssm.core.policy import PolicyStore
-from mssm.core.request import Request, Response
+from mssm.core.request import LIST, READ, Request, Response
 from mssm.core.seal import SealManager
 from mssm.core.tokens import EXHAUSTED, TokenStore
 from mssm.core.wrapping import WrappingStore
@@ -299,7 +299,19 @@ class Core:
             await self.tokens.use(req.token)
 
     async def _execute(self, req: Request, engine: Engine, route: Route) -> Response:
-        await self.audit.log_request(req)
+        # A request that changes nothing has its request line written with
+        # its response line, in one write instead of two.
+        requested_at = None
+        if (
+            route.read_only
+            and req.operation in (READ, LIST)
+            and req.wrap_ttl is None
+            and req.token is not None
+            and req.token.num_uses == 0
+        ):
+            requested_at = time.time()
+        else:
+            await self.audit.log_request(req)
         try:
             resp = await engine.handle(req, route)
             if resp.secret is not None:
@@ -313,14 +325,14 @@ class Core:
                 if isinstance(exc, SealedError):
                     raise Sealed() from None
                 raise
-            await self.audit.log_response(req, None, exc)
+            await self.audit.log_response(req, None, exc, requested_at)
             raise
         finally:
             # A token's last permitted use ends it once the request is done.
             if req.token is not None and req.token.num_uses == EXHAUSTED:
                 await self.tokens.revoke_tree(req.token.id_hash, "use limit reached")
         if not self.barrier.sealed:
-            await self.audit.log_response(req, resp, None)
+            await self.audit.log_response(req, resp, None, requested_at)
         return resp
 
 

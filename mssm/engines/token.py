@@ -71,7 +71,11 @@ class TokenEngine(Engine):
             Route("create/(?P<role_name>[^/]+)", {UPDATE: self.create}, CREATE_FIELDS),
             Route("create", {UPDATE: self.create}, CREATE_FIELDS),
             Route("lookup", {READ: self.lookup, UPDATE: self.lookup}, TOKEN_FIELD),
-            Route("lookup-self", {READ: self.lookup_self, UPDATE: self.lookup_self}),
+            Route(
+                "lookup-self",
+                {READ: self.lookup_self, UPDATE: self.lookup_self},
+                read_only=True,
+            ),
             Route("lookup-accessor", {UPDATE: self.lookup_accessor}, ACCESSOR_FIELD),
             Route("renew", {UPDATE: self.renew}, TOKEN_FIELD | INCREMENT_FIELD),
             Route("renew-self", {UPDATE: self.renew_self}, INCREMENT_FIELD),

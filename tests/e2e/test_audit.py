@@ -149,6 +149,26 @@ def test_request_and_response_per_call(traffic: Traffic) -> None:
     assert len(request_ids) - len(answered) == 1
 
 
+def test_read_request_line_comes_with_its_response(traffic: Traffic) -> None:
+    # A read changes nothing, so its request line is written together with
+    # its response line: next to it, and with the time the request came in.
+    logged = lines(traffic.log)
+    reads = [
+        n
+        for n, line in enumerate(logged)
+        if line.get("type") == "request"
+        and line["request"]["path"] == "secret/data/app"
+        and line["request"]["operation"] == "read"
+    ]
+    assert len(reads) == 1
+    request, response = logged[reads[0]], logged[reads[0] + 1]
+    assert response["type"] == "response"
+    assert response["request"]["id"] == request["request"]["id"]
+    assert response["seq"] == request["seq"] + 1
+    assert request["time"] <= response["time"]
+    assert response["response"]["data"]["data"]["pin"].startswith("hmac-sha256:")
+
+
 def test_rejected_request_recorded(traffic: Traffic) -> None:
     rejected = [
         line

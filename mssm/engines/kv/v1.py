@@ -22,6 +22,7 @@ class KVv1Engine(Engine):
                 },
                 existence=self.exists,
                 free_form=True,
+                read_only=True,
             )
         ]
 

@@ -80,6 +80,7 @@ class KVv2Engine(Engine):
                 },
                 DATA_FIELDS | {"version": Field(INT)},
                 existence=self.key_exists,
+                read_only=True,
             ),
             Route(f"delete/{key}", {UPDATE: self.delete_versions}, VERSIONS_FIELDS),
             Route(f"undelete/{key}", {UPDATE: self.undelete_versions}, VERSIONS_FIELDS),
@@ -96,6 +97,7 @@ class KVv2Engine(Engine):
                 },
                 METADATA_FIELDS,
                 existence=self.key_exists,
+                read_only=True,
             ),
             Route(
                 "subkeys/(?P<path>.+)",
@@ -104,6 +106,7 @@ class KVv2Engine(Engine):
                     "version": Field(INT),
                     "depth": Field(INT),
                 },
+                read_only=True,
             ),
             Route(
                 "(?P<path>.*)", {op: self.wrong_path for op in _VERBS}, free_form=True
