@@ -17,7 +17,7 @@ from mssm.core.core import Core
 from mssm.http.app import App, current_request_id
 from mssm.http.protocol import VaultHttpProtocol
 from mssm.http.tls import server_context
-from mssm.storage.base import Backend
+from mssm.storage.base import Backend, StorageError
 
 logger = logging.getLogger("mssm.server")
 
@@ -47,7 +47,7 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def open_backend(config: Config) -> Backend:
+async def open_backend(config: Config) -> Backend:
     storage = config.storage
     if storage.type == "inmem":
         from mssm.storage.inmem import InmemBackend
@@ -57,9 +57,15 @@ def open_backend(config: Config) -> Backend:
         from mssm.storage.sqlite import SQLiteBackend
 
         return SQLiteBackend(storage.path)
-    from mssm.storage.postgresql import PostgreSQLBackend  # type: ignore[import-not-found]
+    from mssm.storage.postgresql import PostgreSQLBackend
 
-    return PostgreSQLBackend(storage.connection_url)
+    try:
+        backend = PostgreSQLBackend(storage.connection_url)
+        await backend.open()
+    except StorageError as exc:
+        # serve() reports a ConfigError as one line and exit status 1.
+        raise ConfigError(f"cannot open postgresql storage: {exc}") from None
+    return backend
 
 
 class RequestIdFilter(logging.Filter):
@@ -110,7 +116,7 @@ def serve(
 
 
 async def run(config: Config) -> None:
-    core = Core(config, open_backend(config))
+    core = Core(config, await open_backend(config))
     if config.dev:
         await bootstrap_dev(core)
     server = GracefulServer(uvicorn_config(config, core))

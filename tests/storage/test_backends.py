@@ -11,13 +11,22 @@ import pytest
 
 from mssm.storage.base import Backend, StorageError
 from mssm.storage.inmem import InmemBackend
+from mssm.storage.postgresql import PostgreSQLBackend
 from mssm.storage.sqlite import SQLiteBackend
+from tests.storage.postgresql_scratch import scratch_schema, storage_url
 
 
-@pytest.fixture(params=["inmem", "sqlite"])
+@pytest.fixture(params=["inmem", "sqlite", "postgresql"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Backend]:
+    if request.param == "postgresql":
+        with scratch_schema() as schema:
+            store = PostgreSQLBackend(storage_url(schema))
+            await store.open()
+            yield store
+            await store.close()
+        return
     if request.param == "inmem":
         store: Backend = InmemBackend()
     else:
