@@ -181,6 +181,8 @@ def _validate(config: Config) -> None:
             f"[storage] type {config.storage.type!r} is not one of "
             "inmem, sqlite, postgresql"
         )
+    if config.storage.type == "postgresql":
+        _validate_connection_url(config.storage.connection_url)
     if config.listener.tls_min_version not in ("tls12", "tls13"):
         raise ConfigError("[listener] tls_min_version must be tls12 or tls13")
     listener = config.listener
@@ -194,3 +196,18 @@ def _validate(config: Config) -> None:
         raise ConfigError("[listener] max_request_size must be a positive integer")
     if config.default_lease_ttl > config.max_lease_ttl:
         raise ConfigError("default_lease_ttl must not exceed max_lease_ttl")
+
+
+def _validate_connection_url(url: str) -> None:
+    # The URL may carry a password, so no message quotes it.
+    example = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+    if not url:
+        raise ConfigError(
+            "[storage] connection_url is required with type postgresql, "
+            f"as a URL like {example}"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "[storage] connection_url must start with postgresql:// or "
+            f"postgres://, as in {example}"
+        )

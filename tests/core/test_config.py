@@ -9,6 +9,7 @@ import pytest
 
 from mssm.core.config import ConfigError, load_config, parse_config
 from mssm.http.server import dev_config, serve
+from tests.server import free_port
 
 FULL_CONFIG = """
 log_level = "debug"
@@ -132,3 +133,46 @@ def test_serve_unknown_key_exits_with_error(
     code = serve(config_path=write(tmp_path, "listen = 1\n"))
     assert code == 1
     assert "unknown config keys: listen" in capsys.readouterr().err
+
+
+def test_postgresql_needs_connection_url() -> None:
+    raw = {"listener": {"tls_disable": True}, "storage": {"type": "postgresql"}}
+    with pytest.raises(ConfigError, match=r"\[storage\] connection_url is required"):
+        parse_config(raw)
+
+
+def test_postgresql_connection_url_scheme_checked() -> None:
+    url = "mysql://admin:hunter2@db:3306/mssm"
+    raw = {
+        "listener": {"tls_disable": True},
+        "storage": {"type": "postgresql", "connection_url": url},
+    }
+    with pytest.raises(ConfigError, match=r"must start with postgresql://") as caught:
+        parse_config(raw)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_postgresql_connection_url_accepted() -> None:
+    url = "postgres://mssm:hunter2@db.example:5432/mssm?sslmode=verify-full"
+    raw = {
+        "listener": {"tls_disable": True},
+        "storage": {"type": "postgresql", "connection_url": url},
+    }
+    assert parse_config(raw).storage.connection_url == url
+
+
+def test_serve_unreachable_postgresql_exits_with_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on a port just freed, so the connection is refused.
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"
+    text = (
+        '[listener]\ntls_disable = true\naddress = "127.0.0.1:18485"\n'
+        f'[storage]\ntype = "postgresql"\nconnection_url = "{url}"\n'
+    )
+    code = serve(config_path=write(tmp_path, text))
+    error = capsys.readouterr().err
+    assert code == 1
+    assert "Error: cannot open postgresql storage" in error
+    assert "Connection refused" in error
+    assert "hunter2" not in error
