@@ -19,7 +19,7 @@ from mssm.core.errors import APIError, NotFound, PermissionDenied, Sealed
 from mssm.core.leases import LeaseManager
 from mssm.core.mounts import MOUNT_TABLE_PATH, MountEntry, MountTable
 from mssm.core.policy import PolicyStore
-from mssm.core.request import LIST, READ, Request, Response
+from mssm.core.request import Request, Response
 from mssm.core.seal import SealManager
 from mssm.core.tokens import EXHAUSTED, TokenStore
 from mssm.core.wrapping import WrappingStore
@@ -303,8 +303,7 @@ class Core:
         # its response line, in one write instead of two.
         requested_at = None
         if (
-            route.read_only
-            and req.operation in (READ, LIST)
+            req.operation in route.effect_free
             and req.wrap_ttl is None
             and req.token is not None
             and req.token.num_uses == 0

@@ -42,9 +42,9 @@ class Route:
     unauthenticated: bool = False
     # The body is free-form (KV v1 values): no schema, no unknown-field warnings.
     free_form: bool = False
-    # Its READ and LIST handlers change nothing, so the request's audit line
-    # may wait for the response's and share its write.
-    read_only: bool = False
+    # The operations whose handlers change nothing: their request's audit
+    # line may wait for the response's and share its write.
+    effect_free: frozenset[str] = frozenset()
     compiled: re.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

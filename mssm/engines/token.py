@@ -74,7 +74,7 @@ class TokenEngine(Engine):
             Route(
                 "lookup-self",
                 {READ: self.lookup_self, UPDATE: self.lookup_self},
-                read_only=True,
+                effect_free=frozenset({READ, UPDATE}),
             ),
             Route("lookup-accessor", {UPDATE: self.lookup_accessor}, ACCESSOR_FIELD),
             Route("renew", {UPDATE: self.renew}, TOKEN_FIELD | INCREMENT_FIELD),

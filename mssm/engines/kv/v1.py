@@ -6,6 +6,9 @@ from mssm.core.errors import NotFound
 from mssm.core.request import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from mssm.engines.base import Engine, EngineContext, Route
 
+# The operations that read and change nothing.
+READS = frozenset({READ, LIST})
+
 
 class KVv1Engine(Engine):
     def __init__(self, ctx: EngineContext) -> None:
@@ -22,7 +25,7 @@ class KVv1Engine(Engine):
                 },
                 existence=self.exists,
                 free_form=True,
-                read_only=True,
+                effect_free=READS,
             )
         ]
 

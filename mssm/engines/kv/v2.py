@@ -49,6 +49,9 @@ METADATA_FIELDS = {
 VERSIONS_FIELDS = {"versions": Field(ANY)}
 LOCK_STRIPES = 64
 
+# The operations that read and change nothing.
+READS = frozenset({READ, LIST_OP})
+
 
 class KVv2Engine(Engine):
     def __init__(self, ctx: EngineContext) -> None:
@@ -80,7 +83,7 @@ class KVv2Engine(Engine):
                 },
                 DATA_FIELDS | {"version": Field(INT)},
                 existence=self.key_exists,
-                read_only=True,
+                effect_free=READS,
             ),
             Route(f"delete/{key}", {UPDATE: self.delete_versions}, VERSIONS_FIELDS),
             Route(f"undelete/{key}", {UPDATE: self.undelete_versions}, VERSIONS_FIELDS),
@@ -97,7 +100,7 @@ class KVv2Engine(Engine):
                 },
                 METADATA_FIELDS,
                 existence=self.key_exists,
-                read_only=True,
+                effect_free=READS,
             ),
             Route(
                 "subkeys/(?P<path>.+)",
@@ -106,7 +109,7 @@ class KVv2Engine(Engine):
                     "version": Field(INT),
                     "depth": Field(INT),
                 },
-                read_only=True,
+                effect_free=READS,
             ),
             Route(
                 "(?P<path>.*)", {op: self.wrong_path for op in _VERBS}, free_form=True

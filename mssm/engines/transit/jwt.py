@@ -62,6 +62,10 @@ RESERVED_CLAIMS = {
 }
 
 
+# Issuing and verifying a JWT compute an answer and store nothing.
+SIGNING = frozenset({UPDATE})
+
+
 class InvalidToken(Exception):
     """A well-formed token that must be rejected; the message gives the reason."""
 
@@ -73,8 +77,18 @@ class JWTPaths:
 
     def routes(self) -> list[Route]:
         return [
-            Route(f"jwt/sign/{NAME}", {UPDATE: self.sign}, SIGN_FIELDS),
-            Route(f"jwt/verify/{NAME}", {UPDATE: self.verify}, VERIFY_FIELDS),
+            Route(
+                f"jwt/sign/{NAME}",
+                {UPDATE: self.sign},
+                SIGN_FIELDS,
+                effect_free=SIGNING,
+            ),
+            Route(
+                f"jwt/verify/{NAME}",
+                {UPDATE: self.verify},
+                VERIFY_FIELDS,
+                effect_free=SIGNING,
+            ),
         ]
 
     # -- sign ------------------------------------------------------------------

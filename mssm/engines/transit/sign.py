@@ -75,6 +75,10 @@ ED25519_WARNING = (
 ItemHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+# Signing, verifying and HMACs compute an answer and store nothing.
+SIGNING = frozenset({UPDATE})
+
+
 class SignPaths:
     def __init__(self, engine: TransitEngine) -> None:
         self.engine = engine
@@ -82,9 +86,18 @@ class SignPaths:
 
     def routes(self) -> list[Route]:
         return [
-            Route(f"sign/{NAME}", {UPDATE: self.sign}, SIGN_FIELDS),
-            Route(f"verify/{NAME}", {UPDATE: self.verify}, VERIFY_FIELDS),
-            Route(f"hmac/{NAME}", {UPDATE: self.hmac}, HMAC_FIELDS),
+            Route(
+                f"sign/{NAME}", {UPDATE: self.sign}, SIGN_FIELDS, effect_free=SIGNING
+            ),
+            Route(
+                f"verify/{NAME}",
+                {UPDATE: self.verify},
+                VERIFY_FIELDS,
+                effect_free=SIGNING,
+            ),
+            Route(
+                f"hmac/{NAME}", {UPDATE: self.hmac}, HMAC_FIELDS, effect_free=SIGNING
+            ),
         ]
 
     # -- sign ------------------------------------------------------------------
