@@ -7,13 +7,13 @@ acts on them.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import string
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from mssm.core.durations import format_go_duration
+from mssm.crypto.randomness import random_string
 
 CREATING = "creating"
 ACTIVE = "active"
@@ -148,7 +148,7 @@ def format_time(timestamp: float | None) -> str | None:
 
 def new_lease_id(path: str) -> str:
     """Return `<path>/<24 random base62 characters>`, as Vault's lease ids are."""
-    suffix = "".join(secrets.choice(_BASE62) for _ in range(LEASE_RANDOM_CHARS))
+    suffix = random_string(_BASE62, LEASE_RANDOM_CHARS)
     return f"{path}/{suffix}"
 
 

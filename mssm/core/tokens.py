@@ -38,6 +38,7 @@ from mssm.core.token_rules import (
     TokenTerms,
     renew_terms,
 )
+from mssm.crypto.randomness import random_string
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ LeaseRevoker = Callable[[str], Awaitable[None]]
 
 def generate_token_id(length: int = TOKEN_RANDOM_CHARS) -> str:
     """Return 'hvs.' and length base62 characters (24 give 142 bits)."""
-    return SERVICE_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(length))
+    return SERVICE_PREFIX + random_string(_BASE62, length)
 
 
 def generate_accessor() -> str:
-    return "".join(secrets.choice(_BASE62) for _ in range(ACCESSOR_CHARS))
+    return random_string(_BASE62, ACCESSOR_CHARS)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 import string
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import hcl2
 from lark.exceptions import LarkError
 
 from mssm.core.barrier import Barrier, StorageView
+from mssm.crypto.randomness import RandomBytes
 
 MIN_LENGTH = 4
 MAX_LENGTH = 100
@@ -55,14 +55,15 @@ class PasswordPolicy:
         return "".join(dict.fromkeys("".join(rule.charset for rule in self.rules)))
 
     def generate(self) -> str:
+        source = RandomBytes(2 * self.length + 8)
         chosen = [
-            secrets.choice(rule.charset)
+            source.choice(rule.charset)
             for rule in self.rules
             for _ in range(rule.min_chars)
         ]
         pool = self.charset
-        chosen += [secrets.choice(pool) for _ in range(self.length - len(chosen))]
-        secrets.SystemRandom().shuffle(chosen)
+        chosen += [source.choice(pool) for _ in range(self.length - len(chosen))]
+        source.shuffle(chosen)
         return "".join(chosen)
 
 

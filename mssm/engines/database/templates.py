@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import string
 import time
 import unicodedata
@@ -25,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from mssm.crypto.randomness import random_string
 
 NAME_ALPHABET = string.ascii_letters + string.digits + "-_."
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -276,7 +277,7 @@ def _random(length: Any) -> str:
     count = _expect_int(length, "random")
     if not 0 < count <= 1024:
         raise TemplateError(f"random takes a length from 1 to 1024, got {count}")
-    return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(count))
+    return random_string(_RANDOM_ALPHABET, count)
 
 
 def _truncate(length: Any, value: Any) -> str:
