@@ -31,6 +31,8 @@ CREATION_SQL = (
     "VALID UNTIL '{{expiration}}';"
 )
 FILL_CONNECTIONS = 64
+# The database engine's pool on both servers: the scenario's 16 connections.
+POOL_CONNECTIONS = 16
 # Roles dropped per transaction by the cleanup.
 DROP_CHUNK = 1000
 SECRET_VALUE = "s3cr3t-value-0123456789abcdef"
@@ -156,6 +158,9 @@ def database(server: VaultServer) -> None:
             # Trust authentication ignores it, but plugins require a value.
             "password": "unused",
             "allowed_roles": "*",
+            # One PostgreSQL connection per wrk connection, as the floor has:
+            # the default of 4 would measure the pool's queue instead.
+            "max_open_connections": POOL_CONNECTIONS,
             "username_template": f"{ROLE_PREFIX}{server.system}_{{{{random 20}}}}",
         },
     )

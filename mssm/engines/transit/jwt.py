@@ -62,7 +62,7 @@ RESERVED_CLAIMS = {
 }
 
 
-# Issuing and verifying a JWT compute an answer and store nothing.
+# Issuing and verifying a JWT compute a result and store nothing.
 SIGNING = frozenset({UPDATE})
 
 

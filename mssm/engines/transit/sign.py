@@ -75,7 +75,7 @@ ED25519_WARNING = (
 ItemHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-# Signing, verifying and HMACs compute an answer and store nothing.
+# Signing, verifying and HMACs compute a result and store nothing.
 SIGNING = frozenset({UPDATE})
 
 
