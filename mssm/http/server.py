@@ -56,7 +56,10 @@ async def open_backend(config: Config) -> Backend:
     if storage.type == "sqlite":
         from mssm.storage.sqlite import SQLiteBackend
 
-        return SQLiteBackend(storage.path)
+        try:
+            return SQLiteBackend(storage.path)
+        except StorageError as exc:
+            raise ConfigError(f"cannot open sqlite storage: {exc}") from None
     from mssm.storage.postgresql import PostgreSQLBackend
 
     try:

@@ -17,7 +17,9 @@ commit wait for the next one.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -38,6 +40,7 @@ Outcome = tuple[Any, BaseException | None]
 class SQLiteBackend(Backend):
     def __init__(self, path: str) -> None:
         self.path = path
+        self._lock_fd = _lock_database(path)
         self._write_conn = self._connect()
         self._write_conn.execute(_SCHEMA)
         self._read_conn = self._connect()
@@ -188,6 +191,28 @@ class SQLiteBackend(Backend):
         await asyncio.to_thread(self._writer.join)
         self._write_conn.close()
         self._read_conn.close()
+        os.close(self._lock_fd)
+
+
+def _lock_database(path: str) -> int:
+    """Take the lock that lets one server at a time use the database at path.
+
+    A server keeps tokens, policies, the mount table and stored values
+    cached in memory, so a second server on the same file would serve
+    what the first one changed or revoked. The lock is on a file beside
+    the database, and the kernel releases it when the process dies.
+    """
+    lock_path = path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"{path} is in use by another MSSM server (lock {lock_path}); stop "
+            "it first, or give this server its own [storage] path"
+        ) from None
+    return fd
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

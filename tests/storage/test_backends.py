@@ -137,6 +137,18 @@ async def test_delete_prefix_removes_only_that_subtree(backend: Backend) -> None
     assert await backend.get("mounted/x") == b"v"
 
 
+async def test_sqlite_second_backend_rejected(tmp_path: Path) -> None:
+    path = str(tmp_path / "locked.db")
+    first = SQLiteBackend(path)
+    try:
+        with pytest.raises(StorageError, match="is in use by another MSSM server"):
+            SQLiteBackend(path)
+    finally:
+        await first.close()
+    reopened = SQLiteBackend(path)
+    await reopened.close()
+
+
 async def test_sqlite_value_survives_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "durable.db")
     first = SQLiteBackend(path)
