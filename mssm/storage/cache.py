@@ -20,8 +20,9 @@ from mssm.storage.base import Backend
 
 # Vault's default cache size, in entries.
 DEFAULT_CACHE_ENTRIES = 131072
-# The cached values stay under this many bytes in total. A value bigger than
-# MAX_VALUE_BYTES is not cached.
+# The cached keys and values stay under this many bytes in total. Keys count
+# because a miss caches only its key, which a request path can make tens of
+# kilobytes long. A value bigger than MAX_VALUE_BYTES is not cached.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
 
@@ -127,15 +128,19 @@ class CachedBackend(Backend):
 
     def _fill(self, key: str, value: bytes | None) -> None:
         self._forget(key)
-        size = len(value) if value else 0
-        if size > MAX_VALUE_BYTES:
+        if value is not None and len(value) > MAX_VALUE_BYTES:
             return
         self._values[key] = value
-        self._bytes += size
+        self._bytes += _entry_bytes(key, value)
         while len(self._values) > self.max_entries or self._bytes > self.max_bytes:
             self._forget(next(iter(self._values)))
 
     def _forget(self, key: str) -> None:
-        value = self._values.pop(key, None)
-        if value:
-            self._bytes -= len(value)
+        if key in self._values:
+            self._bytes -= _entry_bytes(key, self._values.pop(key))
+
+
+def _entry_bytes(key: str, value: bytes | None) -> int:
+    # len(key) counts characters, not bytes, which is close enough for keys
+    # that are mostly ASCII paths.
+    return len(key) + (len(value) if value else 0)

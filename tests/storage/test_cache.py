@@ -124,6 +124,17 @@ async def test_byte_budget_evicts(sqlite: SQLiteBackend) -> None:
     assert await cache.get("a") == b"behind"
 
 
+async def test_byte_budget_counts_keys_of_misses(sqlite: SQLiteBackend) -> None:
+    # A miss caches no value, but its key can be as long as a request path,
+    # so reads of many long missing paths must stay within the budget too.
+    cache = CachedBackend(sqlite, max_bytes=1000)
+    first, second = "a" * 600, "b" * 600
+    assert await cache.get(first) is None
+    assert await cache.get(second) is None
+    await sqlite.put(first, b"behind")
+    assert await cache.get(first) == b"behind"
+
+
 async def test_large_value_is_not_cached(sqlite: SQLiteBackend) -> None:
     cache = CachedBackend(sqlite)
     await cache.put("big", b"x" * (MAX_VALUE_BYTES + 1))
