@@ -102,6 +102,9 @@ class CachedBackend(Backend):
     def clear(self) -> None:
         self._values.clear()
         self._bytes = 0
+        # Counted as a write started, so that the reads and writes still in
+        # flight fill nothing: the cache stays empty until they are done.
+        self._writes_started += 1
 
     async def _write(self, key: str, operation: Awaitable[None]) -> bool:
         """Run a write to key; return whether no other write overlapped it."""

@@ -1,4 +1,6 @@
-"""The read cache in front of storage, over the real SQLite backend.
+"""The read cache in front of storage, over the real SQLite backend, and
+over PostgreSQL, whose reads wait for the network, so that a test can act
+while a read is still running.
 
 Writing to the SQLite backend behind the cache's back shows whether a read
 was served from the cache (the old value) or from storage (the new one).
@@ -15,7 +17,9 @@ import pytest
 from mssm.core.config import ConfigError, parse_config
 from mssm.storage.base import StorageError
 from mssm.storage.cache import MAX_VALUE_BYTES, CachedBackend
+from mssm.storage.postgresql import PostgreSQLBackend
 from mssm.storage.sqlite import SQLiteBackend
+from tests.storage.postgresql_scratch import scratch_schema, storage_url
 
 NO_TLS = {"listener": {"tls_disable": True}}
 
@@ -25,6 +29,16 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[SQLiteBackend]:
     store = SQLiteBackend(str(tmp_path / "cache.db"))
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def postgresql() -> AsyncIterator[PostgreSQLBackend]:
+    """A backend whose reads wait for the network, so reads can overlap."""
+    with scratch_schema() as schema:
+        store = PostgreSQLBackend(storage_url(schema))
+        await store.open()
+        yield store
+        await store.close()
 
 
 async def test_read_is_served_from_the_cache(sqlite: SQLiteBackend) -> None:
@@ -147,6 +161,33 @@ async def test_clear_drops_every_entry(sqlite: SQLiteBackend) -> None:
     await cache.put("k", b"one")
     cache.clear()
     await sqlite.put("k", b"restored")
+    assert await cache.get("k") == b"restored"
+
+
+async def test_read_in_flight_at_clear_fills_nothing(
+    postgresql: PostgreSQLBackend,
+) -> None:
+    # The core clears the cache at seal, and a read still running then must
+    # not put its value back: storage may be restored before the unseal.
+    cache = CachedBackend(postgresql)
+    await postgresql.put("k", b"one")
+    reading = asyncio.create_task(cache.get("k"))
+    await asyncio.sleep(0)
+    cache.clear()
+    assert await reading == b"one"
+    await postgresql.put("k", b"restored")
+    assert await cache.get("k") == b"restored"
+
+
+async def test_write_in_flight_at_clear_fills_nothing(
+    postgresql: PostgreSQLBackend,
+) -> None:
+    cache = CachedBackend(postgresql)
+    writing = asyncio.create_task(cache.put("k", b"one"))
+    await asyncio.sleep(0)
+    cache.clear()
+    await writing
+    await postgresql.put("k", b"restored")
     assert await cache.get("k") == b"restored"
 
 
