@@ -41,9 +41,13 @@ class SQLiteBackend(Backend):
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock_fd = _lock_database(path)
-        self._write_conn = self._connect()
-        self._write_conn.execute(_SCHEMA)
-        self._read_conn = self._connect()
+        try:
+            self._write_conn = self._connect()
+            self._write_conn.execute(_SCHEMA)
+            self._read_conn = self._connect()
+        except sqlite3.Error as exc:
+            os.close(self._lock_fd)
+            raise StorageError(f"cannot open the database {path}: {exc}") from None
         self._closed = False
         self._writes: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
         self._writer = threading.Thread(
@@ -202,8 +206,16 @@ def _lock_database(path: str) -> int:
     what the first one changed or revoked. The lock is on a file beside
     the database, and the kernel releases it when the process dies.
     """
-    lock_path = path + ".lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # The lock sits beside the file that symlinks resolve to, so a symlink
+    # to the database meets the same lock (a hard link does not).
+    lock_path = os.path.realpath(path) + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the lock file {lock_path}: {exc.strerror}; check "
+            "that the directory exists and that the server may write to it"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

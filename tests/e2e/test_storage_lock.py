@@ -52,3 +52,11 @@ def test_second_server_on_same_database_rejected(tmp_path: Path) -> None:
         assert status.status_code == 200
     finally:
         second.stop()
+
+
+def test_missing_database_directory_reported(tmp_path: Path) -> None:
+    database = tmp_path / "missing" / "mssm.db"
+    result = serve_once(sqlite_server(tmp_path / "server", database))
+    assert result.returncode == 1
+    assert f"cannot create the lock file {database}.lock" in result.stderr
+    assert "Traceback" not in result.stderr

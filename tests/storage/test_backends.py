@@ -4,6 +4,7 @@ these behaviours, whichever backend the operator configures."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -147,6 +148,38 @@ async def test_sqlite_second_backend_rejected(tmp_path: Path) -> None:
         await first.close()
     reopened = SQLiteBackend(path)
     await reopened.close()
+
+
+async def test_sqlite_symlinked_path_rejected(tmp_path: Path) -> None:
+    # A symlink names the same database, so it must meet the same lock.
+    path = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    first = SQLiteBackend(str(path))
+    try:
+        link.symlink_to(path)
+        with pytest.raises(StorageError, match="is in use by another MSSM server"):
+            SQLiteBackend(str(link))
+    finally:
+        await first.close()
+
+
+async def test_sqlite_missing_directory_is_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "mssm.db"
+    message = f"cannot create the lock file {path}.lock: No such file"
+    with pytest.raises(StorageError, match=re.escape(message)):
+        SQLiteBackend(str(path))
+
+
+async def test_sqlite_unopenable_database_releases_lock(tmp_path: Path) -> None:
+    path = tmp_path / "mssm.db"
+    path.mkdir()
+    message = f"cannot open the database {path}: unable to open database file"
+    with pytest.raises(StorageError, match=re.escape(message)):
+        SQLiteBackend(str(path))
+    # The failed attempt let go of the lock: the path works once it is fixed.
+    path.rmdir()
+    store = SQLiteBackend(str(path))
+    await store.close()
 
 
 async def test_sqlite_value_survives_reopen(tmp_path: Path) -> None:
