@@ -211,3 +211,27 @@ def _validate_connection_url(url: str) -> None:
             "[storage] connection_url must start with postgresql:// or "
             f"postgres://, as in {example}"
         )
+    if _unencoded_user_info(url):
+        raise ConfigError(
+            "[storage] connection_url is invalid: it has an '@' in the host or "
+            "the database name, as when the user name or password contains an "
+            "'@' or '/' that is not percent-encoded; write '@' as %40 and '/' "
+            "as %2F"
+        )
+
+
+def _unencoded_user_info(url: str) -> bool:
+    """Return whether an '@' or '/' in the user info would split the URL.
+
+    libpq ends the user info at the first '@' and the host at the first
+    '/'. An unencoded '@' in the password puts the rest of it in the host,
+    and a '/' puts its parts in the port and the database name. Messages
+    name the host and the database, so both would show part of the password.
+    """
+    rest = url.split("://", 1)[1]
+    authority, _, path = rest.partition("/")
+    _, at, host = authority.partition("@")
+    if at:
+        return "@" in host
+    database = path.split("?", 1)[0]
+    return "@" in database

@@ -161,6 +161,41 @@ def test_postgresql_connection_url_accepted() -> None:
     assert parse_config(raw).storage.connection_url == url
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # libpq ends the host at the first "/", so "Ab3" becomes a port and
+        # "xYsecret9@db:5432/mssm" the database name.
+        "postgresql://mssm:Ab3/xYsecret9@db:5432/mssm",
+        # libpq ends the user info at the first "@", so "xYsecret9@db"
+        # becomes the host.
+        "postgresql://mssm:Ab3@xYsecret9@db:5432/mssm",
+        "postgresql://mssm@server:Ab3xYsecret9@db:5432/mssm",
+    ],
+)
+def test_postgresql_unencoded_password_rejected(url: str) -> None:
+    raw = {
+        "listener": {"tls_disable": True},
+        "storage": {"type": "postgresql", "connection_url": url},
+    }
+    with pytest.raises(ConfigError, match="not percent-encoded") as caught:
+        parse_config(raw)
+    assert "xYsecret9" not in str(caught.value)
+    assert "Ab3" not in str(caught.value)
+
+
+def test_postgresql_encoded_password_accepted() -> None:
+    url = (
+        "postgresql://mssm%40server:Ab3%2FxY%40secret9@db:5432/mssm"
+        "?sslrootcert=/etc/mssm/db@2.pem"
+    )
+    raw = {
+        "listener": {"tls_disable": True},
+        "storage": {"type": "postgresql", "connection_url": url},
+    }
+    assert parse_config(raw).storage.connection_url == url
+
+
 def test_serve_unreachable_postgresql_exits_with_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
