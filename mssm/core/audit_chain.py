@@ -145,6 +145,8 @@ class _Chain:
     covered_seq: int = 0
     first_uncovered: str = ""
     first_uncovered_time: float | None = None
+    # The id of the request whose request line starts the unsigned lines.
+    first_uncovered_request: str = ""
     last_time: float | None = None
     checkpoints: dict[int, str] = field(default_factory=dict)
 
@@ -249,9 +251,21 @@ class ChainVerifier:
             chain.covered_seq = line["seq"]
             chain.checkpoints[line["seq"]] = digest
             chain.first_uncovered, chain.first_uncovered_time = "", None
+            chain.first_uncovered_request = ""
             self.result.checkpoints += 1
         elif not chain.first_uncovered:
             chain.first_uncovered, chain.first_uncovered_time = location, moment
+            if line.get("type") == "request":
+                chain.first_uncovered_request = _request_id(line)
+        elif chain.first_uncovered_request:
+            # A request that changes nothing has its request line written
+            # with its response line, the next one, but the request line
+            # carries the time the request came in. The response line's time
+            # is when both were written.
+            if line.get("type") == "response" and moment is not None:
+                if _request_id(line) == chain.first_uncovered_request:
+                    chain.first_uncovered_time = moment
+            chain.first_uncovered_request = ""
 
     def check_stored_checkpoints(self, stored: dict[str, dict[str, Any]]) -> None:
         """Compare each chain with the server's latest checkpoint of its device."""
@@ -317,6 +331,14 @@ def _check_link(chain: _Chain, line: dict[str, Any], location: str) -> None:
             f"{location}: seq {line['seq']} follows seq {chain.last_seq}; a line was "
             "deleted, inserted or reordered"
         )
+
+
+def _request_id(line: dict[str, Any]) -> str:
+    request = line.get("request")
+    if not isinstance(request, dict):
+        return ""
+    request_id = request.get("id")
+    return request_id if isinstance(request_id, str) else ""
 
 
 def _line_time(line: dict[str, Any]) -> float | None:

@@ -262,6 +262,44 @@ def test_recent_unsigned_tail_is_a_note(tmp_path: Path, key: Ed25519PrivateKey) 
     assert "not yet covered" in result.notes[0]
 
 
+def test_slow_read_after_checkpoint_is_a_note(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    # A read's request line is written with its response line and keeps the
+    # time the read came in. A read that ran 7 s and was written just after
+    # a checkpoint starts the unsigned tail with a time 7 s old, although the
+    # whole tail was written at once. A server killed then leaves this tail.
+    log = tmp_path / "audit.log"
+    checkpoint = sign_checkpoint(key, "file/", "0", 1, "", "2026-01-01T00:00:10Z")
+    bodies = [
+        {"time": "2026-01-01T00:00:00Z", "type": "file_start", "device": "file/"},
+        checkpoint,
+        {"time": "2026-01-01T00:00:03Z", "type": "request", "request": {"id": "r1"}},
+        {"time": "2026-01-01T00:00:10Z", "type": "response", "request": {"id": "r1"}},
+    ]
+    log.write_bytes(chain_lines(bodies, sign_with=key))
+    result = verify(key, log)
+    assert result.lines == 4
+    assert "2 lines after the last checkpoint are not yet covered" in result.notes[0]
+
+
+def test_old_tail_after_slow_read_detected(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    log = tmp_path / "audit.log"
+    checkpoint = sign_checkpoint(key, "file/", "0", 1, "", "2026-01-01T00:00:10Z")
+    bodies = [
+        {"time": "2026-01-01T00:00:00Z", "type": "file_start", "device": "file/"},
+        checkpoint,
+        {"time": "2026-01-01T00:00:03Z", "type": "request", "request": {"id": "r1"}},
+        {"time": "2026-01-01T00:00:10Z", "type": "response", "request": {"id": "r1"}},
+        {"time": "2026-01-01T00:01:00Z", "type": "response", "request": {"id": "r2"}},
+    ]
+    log.write_bytes(chain_lines(bodies, sign_with=key))
+    with pytest.raises(ChainError, match="span 50s with no checkpoint"):
+        verify(key, log)
+
+
 def chain_lines(
     bodies: list[dict[str, Any]], sign_with: Ed25519PrivateKey | None = None
 ) -> bytes:
