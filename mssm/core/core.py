@@ -332,6 +332,10 @@ class Core:
                 await self.tokens.revoke_tree(req.token.id_hash, "use limit reached")
         if not self.barrier.sealed:
             await self.audit.log_response(req, resp, None, requested_at)
+        elif requested_at is not None:
+            # The core sealed while this request ran, and its request line
+            # was waiting for the response line, so no device recorded it.
+            raise Sealed()
         return resp
 
 

@@ -3,11 +3,17 @@ no key material in memory."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import orjson
 import pytest
 
+from mssm.core import core as core_module
 from mssm.core.config import parse_config
 from mssm.core.core import Core
 from mssm.core.errors import Sealed
+from mssm.core.mounts import MountEntry
 from mssm.core.request import READ, UPDATE, Request
 from mssm.storage.inmem import InmemBackend
 
@@ -93,3 +99,40 @@ async def test_unseal_after_seal_restores_data(
         await core.seal_manager.submit_share(share)
     await core.post_unseal()
     assert await core.barrier.get("logical/x/k") == b"value"
+
+
+async def test_signature_finished_after_seal_withheld(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sign request's request line waits for its response line. When the
+    # core seals while the request runs, the audit devices close and neither
+    # line is written, so the signatures must not be returned either.
+    log = tmp_path / "audit.log"
+    device = {"type": "file", "path": "file", "options": {"file_path": str(log)}}
+    config = parse_config({"listener": {"tls_disable": True}, "audit": [device]})
+    core = Core(config, InmemBackend())
+    shares = await core.seal_manager.initialize(1, 1)
+    await core.seal_manager.submit_share(shares[0])
+    await core.post_unseal()
+    root = await core.tokens.create_root()
+    await core.mount(MountEntry(path="transit/", type="transit"))
+    await core.handle(
+        Request(UPDATE, "transit/keys/k", {"type": "rsa-2048"}, client_token=root)
+    )
+
+    batch = {"batch_input": [{"input": "aGk="}] * 400}
+    signing = asyncio.create_task(
+        core.handle(
+            Request(UPDATE, "transit/sign/k", batch, "sign-1", client_token=root)
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert not signing.done()
+    monkeypatch.setattr(core_module, "SEAL_DRAIN_SECONDS", 0.0)
+    await core.seal()
+    with pytest.raises(Sealed):
+        await signing
+
+    logged = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    ids = {line.get("request", {}).get("id") for line in logged}
+    assert "sign-1" not in ids
