@@ -181,6 +181,12 @@ def _validate(config: Config) -> None:
             f"[storage] type {config.storage.type!r} is not one of "
             "inmem, sqlite, postgresql"
         )
+    if config.storage.type == "sqlite" and not config.storage.path:
+        # SQLite would open a temporary database, deleted when it closes.
+        raise ConfigError(
+            "[storage] path is required with type sqlite: the database file, "
+            'such as "/var/lib/mssm/mssm.db"'
+        )
     if config.storage.type == "postgresql":
         _validate_connection_url(config.storage.connection_url)
     if config.listener.tls_min_version not in ("tls12", "tls13"):

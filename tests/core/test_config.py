@@ -135,6 +135,14 @@ def test_serve_unknown_key_exits_with_error(
     assert "unknown config keys: listen" in capsys.readouterr().err
 
 
+def test_sqlite_needs_path() -> None:
+    # SQLite turns an empty file name into a temporary database that is
+    # deleted when it closes, so every secret would go with the server.
+    raw = {"listener": {"tls_disable": True}, "storage": {"type": "sqlite", "path": ""}}
+    with pytest.raises(ConfigError, match=r"\[storage\] path is required"):
+        parse_config(raw)
+
+
 def test_postgresql_needs_connection_url() -> None:
     raw = {"listener": {"tls_disable": True}, "storage": {"type": "postgresql"}}
     with pytest.raises(ConfigError, match=r"\[storage\] connection_url is required"):
