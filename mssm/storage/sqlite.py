@@ -213,7 +213,7 @@ def _lock_database(path: str) -> int:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StorageError(
-            f"cannot create the lock file {lock_path}: {exc.strerror}; check "
+            f"cannot open the lock file {lock_path}: {exc.strerror}; check "
             "that the directory exists and that the server may write to it"
         ) from None
     try:

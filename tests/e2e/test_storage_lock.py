@@ -58,5 +58,5 @@ def test_missing_database_directory_reported(tmp_path: Path) -> None:
     database = tmp_path / "missing" / "mssm.db"
     result = serve_once(sqlite_server(tmp_path / "server", database))
     assert result.returncode == 1
-    assert f"cannot create the lock file {database}.lock" in result.stderr
+    assert f"cannot open the lock file {database}.lock" in result.stderr
     assert "Traceback" not in result.stderr

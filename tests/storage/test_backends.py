@@ -165,7 +165,7 @@ async def test_sqlite_symlinked_path_rejected(tmp_path: Path) -> None:
 
 async def test_sqlite_missing_directory_is_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "missing" / "mssm.db"
-    message = f"cannot create the lock file {path}.lock: No such file"
+    message = f"cannot open the lock file {path}.lock: No such file"
     with pytest.raises(StorageError, match=re.escape(message)):
         SQLiteBackend(str(path))
 

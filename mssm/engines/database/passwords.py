@@ -10,7 +10,8 @@ A policy is a length and charset rules:
 
 A generated password has exactly `length` characters, at least `min-chars`
 from each rule's charset, and draws the rest from the union of all charsets,
-using the operating system's CSPRNG (the `secrets` module).
+using the operating system's CSPRNG (os.urandom, through
+mssm.crypto.randomness).
 """
 
 from __future__ import annotations
