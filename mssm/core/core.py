@@ -216,6 +216,10 @@ class Core:
             return await self._handle_sealed_path(req)
         if self.barrier.sealed or self._sealing:
             raise Sealed()
+        reason = self.backend.unavailable()
+        if reason is not None:
+            # Tokens, policies and cached values may be stale without storage.
+            raise APIError(reason, status=503)
         self._in_flight += 1
         try:
             return await self._handle_unsealed(req)

@@ -56,6 +56,16 @@ class Backend(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
+    def unavailable(self) -> str | None:
+        """Return why storage must not be used now, or None when it may.
+
+        The server keeps stored values, tokens and policies in memory, and
+        those copies are only as current as this process's hold on its
+        storage: while this returns a reason, no request is served from
+        them either.
+        """
+        return None
+
 
 def direct_children(prefix: str, keys: list[str]) -> list[str]:
     children: set[str] = set()

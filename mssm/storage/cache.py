@@ -98,6 +98,9 @@ class CachedBackend(Backend):
     async def keys_under(self, prefix: str) -> list[str]:
         return await self.backend.keys_under(prefix)
 
+    def unavailable(self) -> str | None:
+        return self.backend.unavailable()
+
     async def close(self) -> None:
         self.clear()
         await self.backend.close()

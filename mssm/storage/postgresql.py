@@ -163,6 +163,9 @@ class PostgreSQLBackend(Backend):
                 self.location,
             )
 
+    def unavailable(self) -> str | None:
+        return self._unavailable
+
     async def _keep_lock(self) -> None:
         """Notice a lost lock connection, and take the lock again on a new one."""
         try:

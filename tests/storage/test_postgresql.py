@@ -13,6 +13,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from mssm.core.config import parse_config
+from mssm.core.core import Core
+from mssm.core.errors import APIError, PermissionDenied
+from mssm.core.request import READ, Request
 from mssm.storage.base import StorageError
 from mssm.storage.postgresql import LOCK_KEY, NodeLockHeldError, PostgreSQLBackend
 from tests.storage.postgresql_scratch import (
@@ -357,6 +361,36 @@ async def test_lock_taken_by_other_node_meanwhile(
     await asyncio.sleep(0.5)
     with pytest.raises(StorageError, match="Restart this server"):
         await backend.get("k")
+
+
+async def test_core_serves_nothing_once_lock_is_lost(schema: str) -> None:
+    # The core keeps tokens, policies and stored values in memory. Once
+    # another node holds the lock, those may be stale, so no request is
+    # served, not even one that storage would not be asked for.
+    store = PostgreSQLBackend(storage_url(schema))
+    await store.open()
+    core = Core(parse_config({"listener": {"tls_disable": True}}), store)
+    try:
+        shares = await core.seal_manager.initialize(1, 1)
+        await core.seal_manager.submit_share(shares[0])
+        await core.post_unseal()
+        with pytest.raises(PermissionDenied):
+            await core.handle(Request(operation=READ, path="sys/mounts"))
+
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as other:
+            other.execute(
+                sql.SQL("SET search_path = {}").format(sql.Identifier(schema))
+            )
+            assert terminate_sessions(schema, lock_holder=True) == 1
+            locked = other.execute(f"SELECT pg_try_advisory_lock({LOCK_KEY})")
+            assert locked.fetchone() == (True,)
+            await asyncio.sleep(0.5)
+            with pytest.raises(APIError, match="Restart this server") as refused:
+                await core.handle(Request(operation=READ, path="sys/mounts"))
+            assert refused.value.status == 503
+    finally:
+        await core.seal()
+        await store.close()
 
 
 async def test_server_outage_fails_then_recovers(
