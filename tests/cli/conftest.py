@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.openbao import BaoServer
+
 ROOT = Path(__file__).resolve().parents[2]
 MSSM = ROOT / ".venv" / "bin" / "mssm"
 
@@ -37,14 +39,6 @@ def free_port(exclude: tuple[int, ...] = ()) -> int:
         if port not in exclude and _bindable(port):
             return port
     raise RuntimeError(f"no free port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
-
-
-def free_port_pair() -> int:
-    """Return a free port whose successor is free too (bao binds both)."""
-    for port in PORT_RANGE[:-1]:
-        if _bindable(port) and _bindable(port + 1):
-            return port
-    raise RuntimeError(f"no two free ports in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 @dataclass
@@ -143,36 +137,38 @@ def start_server(args: list[str], log_path: Path) -> subprocess.Popen:
 REFERENCE_ENV = "MSSM_CLI_TEST_SERVER"
 
 
-def dev_server_command(port: int, token: str) -> list[str]:
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`mssm server -dev` with a random root token, shared by the session."""
+    directory = tmp_path_factory.mktemp("dev-server")
+    token = "cli-root-" + secrets.token_hex(16)
     if os.environ.get(REFERENCE_ENV) == "bao":
-        executable = str(ROOT / ".venv" / "bin" / "bao")
+        yield from run_openbao_dev_server(directory, token)
     else:
-        executable = str(MSSM)
-    return [
-        executable,
-        "server",
+        yield from run_mssm_dev_server(directory, token)
+
+
+def run_mssm_dev_server(directory: Path, token: str) -> Iterator[Server]:
+    port = free_port()
+    args = [
         "-dev",
         f"-dev-listen-address=127.0.0.1:{port}",
         f"-dev-root-token-id={token}",
     ]
-
-
-@pytest.fixture(scope="session")
-def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`mssm server -dev` with a random root token, shared by the session."""
-    port = free_port_pair()
-    token = "cli-root-" + secrets.token_hex(16)
-    log_path = tmp_path_factory.mktemp("dev-server") / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            dev_server_command(port, token), stdout=log, stderr=log, cwd=ROOT
-        )
+    log_path = directory / "server.log"
+    process = start_server(args, log_path)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, token)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+def run_openbao_dev_server(directory: Path, token: str) -> Iterator[Server]:
+    with BaoServer.dev(directory, token) as openbao:
+        assert openbao.process is not None
+        yield Server(openbao.url, openbao.process, openbao.log_path, token)
 
 
 def write_sqlite_config(directory: Path, port: int) -> Path:

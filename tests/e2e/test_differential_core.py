@@ -10,23 +10,17 @@ MSSM's own response instead.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.e2e.fresh import start_fresh
-from tests.server import ROOT, ServerProcess
+from tests.openbao import BaoServer
+from tests.server import ServerProcess
 
-BAO = ROOT / ".venv" / "bin" / "bao"
-PORTS = range(18400, 18500, 2)
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 # Fields OpenBao adds for its own metadata check-and-set, which Vault's API
 # (the one MSSM follows) does not have.
@@ -35,6 +29,7 @@ BAO_CONFIG = """
 storage "inmem" {{}}
 listener "tcp" {{
   address = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster_port}"
   tls_disable = true
   disable_unauthed_rekey_endpoints = false
 }}
@@ -152,51 +147,6 @@ class Pair:
         return self.bao, self.mssm
 
 
-def free_port_pair() -> int:
-    """A port in this suite's range whose successor (OpenBao's cluster
-    port) is free too."""
-    for port in PORTS:
-        if _free(port) and _free(port + 1):
-            return port
-    raise RuntimeError("no free port pair in 18400-18499")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def start_openbao(directory: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port_pair()
-    config = directory / "bao.hcl"
-    config.write_text(BAO_CONFIG.format(port=port))
-    log = open(directory / "bao.log", "wb")  # noqa: SIM115 - closed with the process
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
-    proc = subprocess.Popen(
-        [str(BAO), "server", "-config", str(config)],
-        stdout=log,
-        stderr=log,
-        env=env,
-        cwd=directory,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((directory / "bao.log").read_text())
-        try:
-            requests.get(f"{url}/v1/sys/seal-status", timeout=1)
-            return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("OpenBao did not start:\n" + (directory / "bao.log").read_text())
-
-
 @dataclass
 class Started:
     pair: Pair
@@ -208,21 +158,15 @@ class Started:
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     directory = tmp_path_factory.mktemp("differential")
     (directory / "mssm").mkdir()
-    bao_proc, bao_url = start_openbao(directory)
-    mssm_server: ServerProcess | None = None
-    try:
-        mssm_server = start_fresh(directory / "mssm")
-        pair = Pair(Target("OpenBao", bao_url), Target("MSSM", mssm_server.url))
-        yield initialise(pair)
-    finally:
-        if mssm_server is not None:
-            mssm_server.stop()
-        bao_proc.terminate()
+    with BaoServer.with_config(directory, BAO_CONFIG) as bao:
+        mssm_server: ServerProcess | None = None
         try:
-            bao_proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            bao_proc.kill()
-            bao_proc.wait()
+            mssm_server = start_fresh(directory / "mssm")
+            pair = Pair(Target("OpenBao", bao.url), Target("MSSM", mssm_server.url))
+            yield initialise(pair)
+        finally:
+            if mssm_server is not None:
+                mssm_server.stop()
 
 
 def initialise(pair: Pair) -> Started:

@@ -8,8 +8,6 @@ else must match.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +17,9 @@ import pytest
 import requests
 
 from tests.dbtargets import PostgresTarget, create_postgres_target, drop_postgres_target
-from tests.server import ROOT, ServerProcess, start_dev
+from tests.openbao import BaoServer
+from tests.server import ServerProcess, start_dev
 
-BAO = ROOT / ".venv" / "bin" / "bao"
-# Ports reserved for this module's OpenBao server.
-BAO_PORTS = range(18650, 18700)
 CREATE = [
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
     "VALID UNTIL '{{expiration}}';"
@@ -51,52 +47,10 @@ class Server:
         )
 
 
-def _free_bao_port() -> int:
-    for port in BAO_PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {BAO_PORTS} for OpenBao")
-
-
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_bao_port()
-    log = open(tmp_path_factory.mktemp("bao") / "bao.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(BAO),
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            f"-dev-listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    server = Server(f"http://127.0.0.1:{port}", "root")
-    try:
-        _wait_ready(server)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
-
-
-def _wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if server.call("GET", "sys/health").status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("OpenBao did not start")
+    with BaoServer.dev(tmp_path_factory.mktemp("bao"), "root") as server:
+        yield Server(server.url, server.root_token)
 
 
 @pytest.fixture(scope="module")

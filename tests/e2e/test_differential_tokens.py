@@ -8,31 +8,21 @@ gives the reason.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from tests.e2e.test_differential_core import (
-    BAO,
-    Pair,
-    Target,
-    _free,
-    shape,
-    shape_differences,
-)
+from tests.e2e.test_differential_core import Pair, Target, shape, shape_differences
+from tests.openbao import BaoServer
 from tests.server import ServerProcess, free_port
 
-PORTS = range(18520, 18598, 2)
 BAO_CONFIG = """
 storage "inmem" {{}}
 listener "tcp" {{
   address = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster_port}"
   tls_disable = true
   disable_unauthed_rekey_endpoints = false
   disable_unauthed_generate_root_endpoints = false
@@ -41,31 +31,6 @@ unsafe_allow_api_audit_creation = true
 """
 # Role fields MSSM adds: a default and a max TTL for the role's tokens.
 MSSM_ROLE_FIELDS = ("token_ttl", "token_max_ttl")
-
-
-def start_openbao(directory: Path) -> tuple[subprocess.Popen, str]:
-    port = next(p for p in PORTS if _free(p) and _free(p + 1))
-    config = directory / "bao.hcl"
-    config.write_text(BAO_CONFIG.format(port=port))
-    log = open(directory / "bao.log", "wb")  # noqa: SIM115 - closed with the process
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
-    proc = subprocess.Popen(
-        [str(BAO), "server", "-config", str(config)],
-        stdout=log,
-        stderr=log,
-        env=env,
-        cwd=directory,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/v1/sys/seal-status", timeout=1)
-            return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("OpenBao did not start:\n" + (directory / "bao.log").read_text())
 
 
 def start_mssm(directory: Path) -> ServerProcess:
@@ -95,19 +60,17 @@ def initialise(target: Target) -> None:
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Path]]:
     directory = tmp_path_factory.mktemp("differential-tokens")
     (directory / "mssm").mkdir()
-    bao_proc, bao_url = start_openbao(directory)
-    server: ServerProcess | None = None
-    try:
-        server = start_mssm(directory / "mssm")
-        result = Pair(Target("OpenBao", bao_url), Target("MSSM", server.url))
-        for target in result.targets():
-            initialise(target)
-        yield result, directory
-    finally:
-        if server is not None:
-            server.stop()
-        bao_proc.terminate()
-        bao_proc.wait(timeout=15)
+    with BaoServer.with_config(directory, BAO_CONFIG) as bao:
+        server: ServerProcess | None = None
+        try:
+            server = start_mssm(directory / "mssm")
+            result = Pair(Target("OpenBao", bao.url), Target("MSSM", server.url))
+            for target in result.targets():
+                initialise(target)
+            yield result, directory
+        finally:
+            if server is not None:
+                server.stop()
 
 
 @pytest.fixture

