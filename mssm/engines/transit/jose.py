@@ -1,77 +1,54 @@
-"""JOSE building blocks: base64url (RFC 7515 section 2), public JWKs
-(RFC 7517, RFC 7518 section 6, RFC 8037), JWK thumbprints (RFC 7638) and
-JWS signing and verification for each supported `alg`."""
+"""JOSE for transit key versions, through joserfc.
+
+It covers base64url (RFC 7515 section 2), the joserfc key of each version,
+its public JWK (RFC 7517) with the RFC 7638 thumbprint as `kid`, and JWS
+signatures. Signatures use the algorithm the key is configured for, never
+the one a token names.
+"""
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
+import warnings
 
-import orjson
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jwk, jws
+from joserfc.errors import SecurityWarning
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
-from mssm.engines.transit import asymmetric
-from mssm.engines.transit.algorithms import JWS, PKCS1V15, PSS, SALT_HASH, SignOptions
-from mssm.engines.transit.keys import HMAC, KeyPolicy, KeyVersion
-from mssm.engines.transit.store import public_key
+from mssm.engines.transit.keys import ECDSA, ED25519, HMAC, RSA, KeyPolicy, KeyVersion
+from mssm.engines.transit.store import private_key, public_key
 
-_ALPHABET = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-)
-_HS_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384}
-_HS_DIGESTS["HS512"] = hashlib.sha512
-_SHA = {"256": "sha2-256", "384": "sha2-384", "512": "sha2-512"}
+# RFC 9864 deprecates the alg name "EdDSA" for "Ed25519", and joserfc 1.8
+# warns each time it signs or checks a token with it. Ed25519 keys keep
+# "EdDSA": their JWKS entries and the tokens already issued name it, and
+# PyJWT 2.15 accepts no other name for the algorithm.
+warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+
+_KEY_CLASSES: dict[str, type[jwk.OKPKey | jwk.ECKey | jwk.RSAKey]] = {
+    ED25519: jwk.OKPKey,
+    ECDSA: jwk.ECKey,
+    RSA: jwk.RSAKey,
+}
+# One registry per algorithm, each allowing that algorithm alone.
+_REGISTRIES: dict[str, jws.JWSRegistry] = {}
 
 
 def b64url_encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return urlsafe_b64encode(raw).decode()
 
 
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url strictly; raise ValueError otherwise.
 
-    The text must be the one encoding of its bytes: unused bits in the last
-    character must be zero. Otherwise several strings decode alike, and a
-    token could be changed without breaking its signature.
+    joserfc's decoder also requires the unused bits of the last character to
+    be zero, so each byte string has one encoding and a token cannot be
+    altered without breaking its signature.
     """
-    if not set(text) <= _ALPHABET or len(text) % 4 == 1:
-        raise ValueError("not unpadded base64url")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error:
-        raise ValueError("not unpadded base64url") from None
-    if b64url_encode(raw) != text:
-        raise ValueError("not canonical base64url")
-    return raw
-
-
-# -- JWKs ------------------------------------------------------------------------
-
-
-def public_jwk(public: asymmetric.PublicKey) -> dict[str, str]:
-    """Return the required members of the public JWK, the thumbprint input."""
-    if isinstance(public, ed25519.Ed25519PublicKey):
-        raw = public.public_bytes_raw()
-        return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw)}
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        numbers = public.public_numbers()
-        size = (public.curve.key_size + 7) // 8
-        return {
-            "crv": _CURVE_NAMES[public.curve.name],
-            "kty": "EC",
-            "x": b64url_encode(numbers.x.to_bytes(size, "big")),
-            "y": b64url_encode(numbers.y.to_bytes(size, "big")),
-        }
-    if isinstance(public, rsa.RSAPublicKey):
-        numbers = public.public_numbers()
-        return {
-            "e": b64url_encode(_unsigned(numbers.e)),
-            "kty": "RSA",
-            "n": b64url_encode(_unsigned(numbers.n)),
-        }
-    raise TypeError(f"no JWK form for {type(public).__name__}")
+        return urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("not canonical unpadded base64url") from None
 
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -82,14 +59,39 @@ def curve_name(curve: ec.EllipticCurve) -> str:
     return _CURVE_NAMES.get(curve.name, "")
 
 
-def _unsigned(number: int) -> bytes:
-    return number.to_bytes((number.bit_length() + 7) // 8 or 1, "big")
+# -- keys and JWKs -------------------------------------------------------------
 
 
-def thumbprint(jwk: dict[str, str]) -> str:
-    """RFC 7638: SHA-256 over the required members, sorted, without spaces."""
-    canonical = orjson.dumps(dict(sorted(jwk.items())))
-    return b64url_encode(hashlib.sha256(canonical).digest())
+def verifying_key(policy: KeyPolicy, version: KeyVersion) -> jwk.Key:
+    """Return the joserfc key that checks the version's signatures.
+
+    It is the public key, or the secret for an HMAC key, built once per
+    version.
+    """
+    cached = version.cache.get("jose_verifying")
+    if cached is None:
+        if policy.type.family == HMAC:
+            # NOTE: joserfc raises ValueError, which becomes a 500, for a
+            # secret that parses as a public key or certificate. Only a
+            # crafted backup can restore such an HMAC key.
+            cached = jwk.OctKey.import_key(version.key)
+        else:
+            cached = _KEY_CLASSES[policy.type.family].import_key(public_key(version))
+        version.cache["jose_verifying"] = cached
+    return cached
+
+
+async def signing_key(policy: KeyPolicy, version: KeyVersion) -> jwk.Key:
+    """Return the joserfc key that signs with the version, built once."""
+    cached = version.cache.get("jose_signing")
+    if cached is None:
+        if policy.type.family == HMAC:
+            cached = verifying_key(policy, version)
+        else:
+            private = await private_key(policy, version)
+            cached = _KEY_CLASSES[policy.type.family].import_key(private)
+        version.cache["jose_signing"] = cached
+    return cached
 
 
 def version_kid(policy: KeyPolicy, version: KeyVersion) -> str:
@@ -98,41 +100,54 @@ def version_kid(policy: KeyPolicy, version: KeyVersion) -> str:
         return version.kid
     cached = version.cache.get("kid")
     if cached is None:
-        cached = thumbprint(public_jwk(public_key(version)))
+        cached = verifying_key(policy, version).thumbprint()
         version.cache["kid"] = cached
     return cached
 
 
 def jwks_entry(policy: KeyPolicy, version: KeyVersion) -> dict[str, str]:
-    entry = public_jwk(public_key(version))
-    entry.update(kid=version_kid(policy, version), alg=policy.jwt_alg, use="sig")
-    return entry
+    """Return the public JWK of an asymmetric version, as the JWKS lists it."""
+    if not policy.type.asymmetric:
+        # An HMAC key's JWK would be its secret.
+        raise ValueError(f"key type {policy.type.name} has no public JWK")
+    key = verifying_key(policy, version)
+    kid = version_kid(policy, version)
+    return dict(key.as_dict(kid=kid, alg=policy.jwt_alg, use="sig"))
 
 
 # -- JWS -------------------------------------------------------------------------
 
 
-def jws_options(alg: str) -> SignOptions:
-    """Map an asymmetric JWS alg (RFC 7518 section 3, RFC 8037) to sign options."""
-    if alg == "EdDSA":
-        return SignOptions()
-    family, bits = alg[:2], alg[2:]
-    if family == "ES":
-        return SignOptions(hash_name=_SHA[bits], marshaling=JWS)
-    if family == "RS":
-        return SignOptions(hash_name=_SHA[bits], signature_algorithm=PKCS1V15)
-    # RFC 7518 section 3.5: the PSS salt is as long as the hash output.
-    return SignOptions(
-        hash_name=_SHA[bits], signature_algorithm=PSS, salt_length=SALT_HASH
+def _registry(alg: str) -> jws.JWSRegistry:
+    registry = _REGISTRIES.get(alg)
+    if registry is None:
+        registry = jws.JWSRegistry(algorithms=[alg])
+        _REGISTRIES[alg] = registry
+    return registry
+
+
+def serialize_compact(header: dict[str, str], payload: bytes, key: jwk.Key) -> str:
+    """Sign payload with key and return the JWS compact serialization.
+
+    The registry allows only header["alg"], which the caller sets from the
+    key's configuration.
+    """
+    return jws.serialize_compact(
+        header, payload, key, registry=_registry(header["alg"])
     )
 
 
-def hs_sign(alg: str, version: KeyVersion, signing_input: bytes) -> bytes:
-    return hmac.new(version.key, signing_input, _HS_DIGESTS[alg]).digest()
-
-
-def hs_verify(
-    alg: str, version: KeyVersion, signing_input: bytes, signature: bytes
+def verify_signature(
+    policy: KeyPolicy, version: KeyVersion, signing_input: bytes, signature: bytes
 ) -> bool:
-    expected = hs_sign(alg, version, signing_input)
-    return hmac.compare_digest(expected, signature)
+    """Check a JWS signature with the key's configured algorithm.
+
+    The caller has checked the header already. jws.validate_compact would
+    apply joserfc's header rules as well, and reject tokens that MSSM
+    accepts, such as one whose typ is not a string.
+    """
+    alg = policy.jwt_alg
+    algorithm = _registry(alg).get_alg(alg)
+    key = verifying_key(policy, version)
+    algorithm.check_key(key)
+    return algorithm.verify(signing_input, signature, key)
