@@ -346,6 +346,24 @@ def test_malformed_token_is_400(
     assert "malformed token" in answer.json()["errors"][0]
 
 
+def test_string_header_is_400(dev_server: ServerProcess, es_key: str) -> None:
+    token = segment("alg") + "." + segment({"exp": int(time.time()) + 60}) + "."
+    answer = check(dev_server, es_key, token)
+    assert answer.status_code == 400
+    expected = "malformed token: the header is not a JSON object"
+    assert answer.json()["errors"][0] == expected
+
+
+def test_unregistered_header_values_accepted(
+    dev_server: ServerProcess, es_key: str
+) -> None:
+    header = {"alg": "ES256", "kid": kid_of(dev_server, es_key), "typ": 1}
+    header["note"] = "n" * 600
+    token = forge(dev_server, es_key, {"exp": int(time.time()) + 60}, header)
+    assert len(token.split(".")[0]) > 512
+    assert data(check(dev_server, es_key, token))["valid"] is True
+
+
 # -- claims and time -------------------------------------------------------------
 
 
