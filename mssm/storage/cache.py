@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from mssm.storage.base import Backend
+
+T = TypeVar("T")
 
 # Vault's default cache size, in entries.
 DEFAULT_CACHE_ENTRIES = 131072
@@ -63,23 +66,19 @@ class CachedBackend(Backend):
         return value
 
     async def put(self, key: str, value: bytes) -> None:
-        alone = await self._write(key, self.backend.put(key, value))
+        _, alone = await self._write(key, self.backend.put(key, value))
         if alone:
             self._fill(key, value)
 
     async def put_if(self, key: str, value: bytes, expected: bytes | None) -> bool:
-        self._forget(key)
-        started = self._begin_write()
-        try:
-            written = await self.backend.put_if(key, value, expected)
-        finally:
-            alone = self._end_write(started)
+        operation = self.backend.put_if(key, value, expected)
+        written, alone = await self._write(key, operation)
         if written and alone:
             self._fill(key, value)
         return written
 
     async def delete(self, key: str) -> None:
-        alone = await self._write(key, self.backend.delete(key))
+        _, alone = await self._write(key, self.backend.delete(key))
         if alone:
             self._fill(key, None)
 
@@ -112,17 +111,20 @@ class CachedBackend(Backend):
         # flight fill nothing: the cache stays empty until they are done.
         self._writes_started += 1
 
-    async def _write(self, key: str, operation: Awaitable[None]) -> bool:
-        """Run a write to key; return whether no other write overlapped it."""
+    async def _write(self, key: str, operation: Awaitable[T]) -> tuple[T, bool]:
+        """Run a write to key; return its result and whether it ran alone.
+
+        Alone means that no other write overlapped it.
+        """
         # The old value goes first: while the write runs, readers must go to
-        # the backend, which answers with the old value or the new one.
+        # the backend, which returns the old value or the new one.
         self._forget(key)
         started = self._begin_write()
         try:
-            await operation
+            result = await operation
         finally:
             alone = self._end_write(started)
-        return alone
+        return result, alone
 
     def _begin_write(self) -> tuple[int, int]:
         before = (self._writes_started, self._writes_running)

@@ -48,7 +48,7 @@ async def test_read_is_served_from_the_cache(sqlite: SQLiteBackend) -> None:
     assert await cache.get("k") == b"one"
 
 
-async def test_a_miss_is_cached_too(sqlite: SQLiteBackend) -> None:
+async def test_cache_keeps_misses(sqlite: SQLiteBackend) -> None:
     cache = CachedBackend(sqlite)
     assert await cache.get("k") is None
     await sqlite.put("k", b"behind")
@@ -105,7 +105,7 @@ async def test_failed_write_leaves_no_cached_value(tmp_path: Path) -> None:
     with pytest.raises(StorageError):
         await cache.put("k", b"two")
     # The cached b"one" went with the failed write: the read goes to the
-    # closed backend and fails instead of answering with a stale value.
+    # closed backend and fails instead of returning a stale value.
     with pytest.raises(StorageError):
         await cache.get("k")
 
