@@ -55,7 +55,7 @@ class BaoServer:
         """Start `bao server -dev` (in memory, unsealed) with root_token and
         return once sys/health returns 200."""
         if not root_token:
-            # Without one, bao generates a random token that the caller never sees.
+            # Without one, bao generates a random token the caller never learns.
             raise ValueError(
                 "OpenBao dev mode: root_token is empty. Pass the token to send."
             )
@@ -107,7 +107,8 @@ class BaoServer:
         try:
             self.wait_ready(ready, timeout)
         except BaseException:
-            # No caller holds this server yet, so nothing else would stop it.
+            # No caller has a reference to this server yet, so nothing else
+            # would stop it.
             self.stop()
             raise
 

@@ -1,7 +1,8 @@
 """Random strings from the operating system's generator, one read per string.
 
 `secrets.choice` reads from the OS once per character, so a 20-character
-password cost 20 system calls and a database credential request about 70.
+password cost 20 system calls, and a database credential (username,
+password and lease id) 64.
 These functions read all the bytes a string needs at once and map each to
 a character by rejection sampling, so that every character stays equally
 likely.
