@@ -38,7 +38,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -548,6 +548,19 @@ def _last_line_of(fd: int, writer: str) -> ChainHead | None:
     if size == 0:
         return None
     end = _complete_end(fd, size)
+    return next(_heads_from_end(fd, end, writer), None)
+
+
+def _hash_at(fd: int, writer: str, seq: int) -> str | None:
+    """Return the hash of writer's line number seq, searching from the end."""
+    for head in _heads_from_end(fd, os.fstat(fd).st_size, writer):
+        if head.seq <= seq:
+            return head.hash if head.seq == seq else None
+    return None
+
+
+def _heads_from_end(fd: int, end: int, writer: str) -> Iterator[ChainHead]:
+    """Yield the heads of writer's lines before offset end, the last first."""
     offset, carry = end, b""
     while offset > 0:
         start = max(0, offset - TAIL_BLOCK)
@@ -557,25 +570,8 @@ def _last_line_of(fd: int, writer: str) -> ChainHead | None:
         for raw in reversed([line for line in lines if line]):
             head = _head_of(raw, writer)
             if head is not None:
-                return head
+                yield head
         offset = start
-    return None
-
-
-def _hash_at(fd: int, writer: str, seq: int) -> str | None:
-    """Return the hash of writer's line number seq, searching from the end."""
-    offset, carry = os.fstat(fd).st_size, b""
-    while offset > 0:
-        start = max(0, offset - TAIL_BLOCK)
-        block = os.pread(fd, offset - start, start) + carry
-        lines = block.split(b"\n")
-        carry = lines.pop(0) if start > 0 else b""
-        for raw in reversed([line for line in lines if line]):
-            head = _head_of(raw, writer)
-            if head is not None and head.seq <= seq:
-                return head.hash if head.seq == seq else None
-        offset = start
-    return None
 
 
 def _complete_end(fd: int, size: int) -> int:
